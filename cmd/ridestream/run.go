@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ridestream/ridestream/internal/window"
+)
+
+// DefaultTopic is the rides input topic.
+const DefaultTopic = "rides"
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"demo", "embedded broker + throwaway Postgres: generate rides, land them, print hourly revenue", runDemo},
+		{"sink", "land the rides topic in PostgreSQL exactly once", runSink},
+		{"generate", "produce seeded synthetic rides (or a JSONL file) to the rides topic", runGenerate},
+		{"migrate", "apply the schema migrations to PostgreSQL", runMigrate},
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return errors.New("no subcommand given")
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown subcommand %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: ridestream <subcommand> [flags]   (each flag also reads $RIDESTREAM_<FLAG>)")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "run `ridestream <subcommand> --help` for its flags")
+}
+
+// logFlags adds --log-level and --log-format and returns a constructor.
+func logFlags(fs *flag.FlagSet) func(io.Writer) (*slog.Logger, error) {
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	return func(w io.Writer) (*slog.Logger, error) {
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(*level)); err != nil {
+			return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+		}
+		opts := &slog.HandlerOptions{Level: lv}
+		switch *format {
+		case "text":
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		case "json":
+			return slog.New(slog.NewJSONHandler(w, opts)), nil
+		}
+		return nil, fmt.Errorf("--log-format %q: want text or json", *format)
+	}
+}
+
+// windowFlags adds the event-time rule's flags (SPEC §3).
+func windowFlags(fs *flag.FlagSet) func() (window.Spec, error) {
+	d := window.DefaultSpec()
+	size := fs.Duration("window", d.Size, "tumbling window size")
+	late := fs.Duration("allowed-lateness", d.Lateness, "allowed lateness L: a window closes for a partition once its stream time reaches end+L")
+	skew := fs.Duration("max-future-skew", d.MaxFutureSkew, "reject records further than this ahead of their partition's stream time")
+	tz := fs.String("time-zone", "UTC", "IANA time zone whose local wall clock aligns the windows")
+	return func() (window.Spec, error) {
+		s := window.Spec{Size: *size, Lateness: *late, MaxFutureSkew: *skew}
+		if *tz != "" && *tz != "UTC" {
+			loc, err := time.LoadLocation(*tz)
+			if err != nil {
+				return s, fmt.Errorf("--time-zone %q: %w", *tz, err)
+			}
+			s.Location = loc
+		}
+		return s, s.Validate()
+	}
+}
+
+func splitBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("ridestream "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }

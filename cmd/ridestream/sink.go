@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ridestream/ridestream/internal/envflag"
+	"github.com/ridestream/ridestream/schema"
+	"github.com/ridestream/ridestream/sink"
+)
+
+// databaseFlags adds --database-url and --database-url-file; the URL may hold
+// a password, so it is read from the environment or a file, never logged.
+func databaseFlags(fs interface {
+	String(name, value, usage string) *string
+}) func() (string, error) {
+	url := fs.String("database-url", "", "PostgreSQL connection URL (prefer the environment twin or --database-url-file for credentials)")
+	file := fs.String("database-url-file", "", "file holding the PostgreSQL connection URL")
+	return func() (string, error) {
+		if *file != "" {
+			b, err := os.ReadFile(*file)
+			if err != nil {
+				return "", errors.New("--database-url-file: " + err.Error())
+			}
+			return strings.TrimSpace(string(b)), nil
+		}
+		return *url, nil
+	}
+}
+
+func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlagSet("sink", stderr)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	topic := fs.String("topic", DefaultTopic, "rides input topic")
+	group := fs.String("group", sink.DefaultGroup, "consumer group")
+	instance := fs.String("instance-id", "", "static group membership id (a restart takes its partitions back at once)")
+	batch := fs.Int("batch-rows", 10000, "rows per PostgreSQL transaction at most")
+	flush := fs.Duration("flush-interval", 200_000_000, "longest a row waits for its batch")
+	session := fs.Duration("session-timeout", 10_000_000_000, "consumer group session timeout")
+	dbURL := databaseFlags(fs)
+	spec := windowFlags(fs)
+	logger := logFlags(fs)
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	log, err := logger(stderr)
+	if err != nil {
+		return err
+	}
+	ws, err := spec()
+	if err != nil {
+		return err
+	}
+	url, err := dbURL()
+	if err != nil {
+		return err
+	}
+	cfg := sink.Config{
+		Brokers: splitBrokers(*brokers), Topic: *topic, Group: *group, InstanceID: *instance,
+		DatabaseURL: url, BatchRows: *batch, FlushInterval: *flush, SessionTimeout: *session,
+		Window: ws, Logger: log,
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return sink.Run(ctx, cfg)
+}
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", stderr)
+	dbURL := databaseFlags(fs)
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	url, err := dbURL()
+	if err != nil {
+		return err
+	}
+	if url == "" {
+		return errors.New("--database-url: must not be empty")
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	applied, err := schema.Migrate(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		_, err = io.WriteString(stdout, "schema is up to date\n")
+		return err
+	}
+	for _, v := range applied {
+		if _, err := io.WriteString(stdout, "applied migration "+itoa(v)+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,38 @@
+// Package envflag gives every command-line flag an environment twin:
+// --database-url is also RIDESTREAM_DATABASE_URL. The command line wins over
+// the environment; --help names the twin of each flag.
+package envflag
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Prefix of every environment twin.
+const Prefix = "RIDESTREAM_"
+
+// EnvName is the environment twin of a flag name.
+func EnvName(flagName string) string {
+	return Prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse applies environment twins to fs, then parses args over them. An
+// environment value that does not parse is an error naming both.
+func Parse(fs *flag.FlagSet, args []string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvName(f.Name)
+		f.Usage += " [$" + env + "]"
+		if v, ok := os.LookupEnv(env); ok && err == nil {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("--%s from $%s: %w", f.Name, env, serr)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return fs.Parse(args)
+}

@@ -1,0 +1,157 @@
+package ride
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDecodeTutorialRide(t *testing.T) {
+	rec, err := Decode([]byte(`{"PULocationID": 186, "DOLocationID": 79, "trip_distance": 1.72,
+ "total_amount": 17.31, "tpep_pickup_datetime": 1730429702000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Ride{PickupMs: 1730429702000, PULocationID: 186, DOLocationID: 79,
+		DistanceCenti: 172, TotalCents: 1731, Has: HasDOLocation | HasDistance}
+	if rec.Kind != KindRide || rec.EventMs != 1730429702000 || rec.Ride != want {
+		t.Fatalf("got %+v, want ride %+v", rec, want)
+	}
+}
+
+func TestDecodeVariants(t *testing.T) {
+	cases := []struct {
+		name    string
+		in      string
+		eventMs int64
+		cents   int64
+		kind    Kind
+	}{
+		{"rfc3339", `{"PULocationID":1,"total_amount":5,"tpep_pickup_datetime":"2024-11-01T02:55:02Z"}`, 1730429702000, 500, KindRide},
+		{"rfc3339 offset", `{"PULocationID":1,"total_amount":5,"tpep_pickup_datetime":"2024-10-31T22:55:02-04:00"}`, 1730429702000, 500, KindRide},
+		{"green taxi", `{"PULocationID":1,"total_amount":-5.5,"lpep_pickup_datetime":1730429702000}`, 1730429702000, -550, KindRide},
+		{"fhv", `{"PULocationID":265,"total_amount":0.005,"pickup_datetime":1730429702000}`, 1730429702000, 1, KindRide},
+		{"exponent", `{"PULocationID":1,"total_amount":1.731e1,"tpep_pickup_datetime":1730429702000}`, 1730429702000, 1731, KindRide},
+		{"round half away", `{"PULocationID":1,"total_amount":-0.125,"tpep_pickup_datetime":1730429702000}`, 1730429702000, -13, KindRide},
+		{"pandas float id", `{"PULocationID":186.0,"total_amount":1,"tpep_pickup_datetime":1730429702000}`, 1730429702000, 100, KindRide},
+		{"unknown fields", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":1730429702000,"store_and_fwd_flag":"N","x":[1,{}]}`, 1730429702000, 100, KindRide},
+		{"heartbeat", `{"heartbeat":1730429702000}`, 1730429702000, 0, KindHeartbeat},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec, err := Decode([]byte(c.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Kind != c.kind || rec.EventMs != c.eventMs || rec.Ride.TotalCents != c.cents {
+				t.Fatalf("got %+v", rec)
+			}
+		})
+	}
+}
+
+func TestDecodeTLCColumns(t *testing.T) {
+	rec, err := Decode([]byte(`{"VendorID":2,"tpep_pickup_datetime":1730429702000,"tpep_dropoff_datetime":1730430702000,
+	"passenger_count":3,"trip_distance":10,"PULocationID":132,"DOLocationID":null,"fare_amount":40.1,
+	"tip_amount":8.02,"tolls_amount":6.94,"total_amount":60.31}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rec.Ride
+	want := Ride{PickupMs: 1730429702000, DropoffMs: 1730430702000, PULocationID: 132, DistanceCenti: 1000,
+		PassengerCount: 3, VendorID: 2, TotalCents: 6031, FareCents: 4010, TipCents: 802, TollsCents: 694,
+		Has: HasDropoff | HasDistance | HasPassengers | HasVendor | HasFare | HasTip | HasTolls}
+	if r != want {
+		t.Fatalf("got %+v\nwant %+v", r, want)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	cases := []struct {
+		name, in, field, reason string
+	}{
+		{"empty", ``, "", "empty"},
+		{"garbage", "\x00\xff\x13", "", "not a JSON object"},
+		{"array", `[1,2]`, "", "not a JSON object"},
+		{"truncated", `{"PULocationID": 186, "total_am`, "", "invalid JSON"},
+		{"no pickup", `{"PULocationID":1,"total_amount":1}`, "tpep_pickup_datetime", "missing"},
+		{"null pickup", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":null}`, "tpep_pickup_datetime", "missing"},
+		{"no zone", `{"total_amount":1,"tpep_pickup_datetime":1730429702000}`, "PULocationID", "missing"},
+		{"no amount", `{"PULocationID":1,"tpep_pickup_datetime":1730429702000}`, "total_amount", "missing"},
+		{"string amount", `{"PULocationID":1,"total_amount":"17.31","tpep_pickup_datetime":1730429702000}`, "total_amount", "not a number"},
+		{"huge amount", `{"PULocationID":1,"total_amount":1e300,"tpep_pickup_datetime":1730429702000}`, "total_amount", "too large"},
+		{"big amount", `{"PULocationID":1,"total_amount":1000000,"tpep_pickup_datetime":1730429702000}`, "total_amount", "out of range"},
+		{"nan amount", `{"PULocationID":1,"total_amount":NaN,"tpep_pickup_datetime":1730429702000}`, "", "invalid JSON"},
+		{"fraction zone", `{"PULocationID":1.5,"total_amount":1,"tpep_pickup_datetime":1730429702000}`, "PULocationID", "not an integer"},
+		{"bool zone", `{"PULocationID":true,"total_amount":1,"tpep_pickup_datetime":1730429702000}`, "PULocationID", "not a number"},
+		{"seconds not ms", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":1730429702}`, "tpep_pickup_datetime", "outside 2000-01-01"},
+		{"year 1999", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":"1999-12-31T23:59:59Z"}`, "tpep_pickup_datetime", "outside"},
+		{"bad time string", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":"yesterday"}`, "tpep_pickup_datetime", "RFC 3339"},
+		{"float time", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":1730429702000.5}`, "tpep_pickup_datetime", "not an integer"},
+		{"bad heartbeat", `{"heartbeat":"soon"}`, "heartbeat", "RFC 3339"},
+		{"too big", `{"x":"` + strings.Repeat("a", MaxMessageBytes) + `"}`, "", "limit"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Decode([]byte(c.in))
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("want *DecodeError, got %v", err)
+			}
+			if de.Field != c.field || !strings.Contains(de.Reason, c.reason) {
+				t.Fatalf("got field %q reason %q, want field %q reason containing %q", de.Field, de.Reason, c.field, c.reason)
+			}
+		})
+	}
+}
+
+func TestParseCentiExact(t *testing.T) {
+	cases := map[string]int64{
+		"0": 0, "0.0": 0, "-0": 0, "17.31": 1731, "17.305": 1731, "17.304999": 1730, "0.1": 10,
+		"123456.78": 12345678, "-0.005": -1, "1E2": 10000, "5e-3": 1, "4e-3": 0, "999999.994": 99999999,
+		"0.29": 29, "1.15": 115, "2.675": 268,
+	}
+	for in, want := range cases {
+		got, err := parseCenti([]byte(in), MaxAbsCents)
+		if err != nil || got != want {
+			t.Errorf("parseCenti(%s) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	seeds := []string{
+		`{"PULocationID": 186, "DOLocationID": 79, "trip_distance": 1.72, "total_amount": 17.31, "tpep_pickup_datetime": 1730429702000}`,
+		`{"heartbeat":1730429702000}`,
+		`{"PULocationID":1,"total_amount":-1e-9,"tpep_pickup_datetime":"2024-11-01T02:55:02.123456789+05:30"}`,
+		`{"PULocationID":1e9,"total_amount":1e15,"pickup_datetime":1}`,
+		`{"total_amount":99999999999999999999}`,
+		`null`, `{}`, `{"a":`, "\xff",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rec, err := Decode(b)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Reason == "" {
+				t.Fatalf("error without a reason: %v", err)
+			}
+			return
+		}
+		switch rec.Kind {
+		case KindRide:
+			r := rec.Ride
+			if rec.EventMs != r.PickupMs || r.TotalCents <= -MaxAbsCents || r.TotalCents >= MaxAbsCents {
+				t.Fatalf("invalid ride accepted: %+v", rec)
+			}
+		case KindHeartbeat:
+		default:
+			t.Fatalf("unknown kind %d", rec.Kind)
+		}
+		if rec.EventMs < MinEventMs || rec.EventMs >= MaxEventMs {
+			t.Fatalf("event time out of bounds accepted: %d", rec.EventMs)
+		}
+	})
+}

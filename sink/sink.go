@@ -1,0 +1,337 @@
+// Package sink lands the rides topic in PostgreSQL exactly once.
+//
+// It is a plain sarama consumer group, not a goka processor. Each claimed
+// partition is decoded and classified in offset order by the pure window rule
+// (its stream time is part of the sink's durable progress), and a single
+// writer commits batches of rows from many partitions in one transaction:
+// COPY into per-connection staging tables, INSERT … SELECT ORDER BY key ON
+// CONFLICT DO NOTHING into the real tables, and the per-partition progress
+// (next offset, stream time, counters) upserted in the same transaction. On
+// every assignment the sink seeks to the offsets stored in PostgreSQL, so
+// kill -9 at any moment loses nothing and duplicates nothing.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/window"
+	"github.com/ridestream/ridestream/schema"
+)
+
+// DefaultGroup is the sink's consumer group.
+const DefaultGroup = "ridestream-sink"
+
+// Config configures a sink. Zero values take the documented defaults.
+type Config struct {
+	// Brokers to bootstrap from.
+	Brokers []string
+	// Topic is the rides input topic.
+	Topic string
+	// Group is the consumer group (default DefaultGroup).
+	Group string
+	// InstanceID enables static group membership when set: a restarted
+	// instance with the same id takes its partitions back without waiting for
+	// the old session to time out.
+	InstanceID string
+	// DatabaseURL is the PostgreSQL connection string.
+	DatabaseURL string
+	// BatchRows is how many rows a transaction carries at most (default 10000).
+	BatchRows int
+	// FlushInterval bounds how long a row waits for its batch (default 200ms).
+	FlushInterval time.Duration
+	// SessionTimeout of the consumer group membership (default 10s).
+	SessionTimeout time.Duration
+	// Window is the event-time rule used to mark late rides.
+	Window window.Spec
+	// Logger receives structured logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() {
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
+	if c.BatchRows <= 0 {
+		c.BatchRows = 10000
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 200 * time.Millisecond
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a configuration error naming the flag.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("--brokers: at least one broker address is required")
+	case c.Topic == "":
+		return errors.New("--topic: must not be empty")
+	case c.DatabaseURL == "":
+		return errors.New("--database-url: must not be empty")
+	case c.BatchRows < 0:
+		return fmt.Errorf("--batch-rows %d: must be positive", c.BatchRows)
+	case c.FlushInterval < 0:
+		return fmt.Errorf("--flush-interval %v: must be positive", c.FlushInterval)
+	}
+	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		return fmt.Errorf("--database-url: %w", err)
+	}
+	return c.Window.Validate()
+}
+
+// shutdownGrace bounds the final flush after the context is cancelled.
+const shutdownGrace = 15 * time.Second
+
+// Run consumes until ctx is cancelled, then flushes what the writer holds and
+// returns. Errors from PostgreSQL are retried with backoff, never dropped.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger.With("component", "sink", "topic", cfg.Topic, "group", cfg.Group)
+
+	pool, err := OpenPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := retry(ctx, log, "apply migrations", func(ctx context.Context) error {
+		return MigratePool(ctx, pool)
+	}); err != nil {
+		return err
+	}
+
+	sc := kafka.NewConfig("ridestream-sink")
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Group.Session.Timeout = cfg.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = cfg.SessionTimeout / 4
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
+	if cfg.InstanceID != "" {
+		sc.Consumer.Group.InstanceId = cfg.InstanceID
+	}
+	group, err := sarama.NewConsumerGroup(cfg.Brokers, cfg.Group, sc)
+	if err != nil {
+		return fmt.Errorf("join consumer group %s at %v: %w", cfg.Group, cfg.Brokers, err)
+	}
+
+	// The writer outlives ctx by shutdownGrace so the last batch commits.
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWriter()
+	w := newWriter(pool, cfg.Topic, cfg.BatchRows, cfg.FlushInterval, log)
+	h := &handler{cfg: cfg, w: w, pool: pool, log: log, state: map[int32]*partitionState{}}
+
+	var g errgroup.Group
+	g.Go(func() error { return w.run(writerCtx) })
+	g.Go(func() error {
+		for err := range group.Errors() {
+			log.Warn("consumer group error", "err", err)
+		}
+		return nil
+	})
+	consumeErr := func() error {
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{cfg.Topic}, h); err != nil {
+				if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+					return nil
+				}
+				log.Warn("consume session ended, rejoining", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+		return nil
+	}()
+	closeErr := group.Close()
+	flushCtx, cancel := context.WithTimeout(writerCtx, shutdownGrace)
+	ferr := w.flush(flushCtx)
+	cancel()
+	stopWriter()
+	werr := g.Wait()
+	log.Info("sink stopped")
+	return errors.Join(consumeErr, closeErr, ferr, werr)
+}
+
+// partitionState is the in-order state of one claimed partition.
+type partitionState struct {
+	progress progress
+}
+
+// handler implements sarama.ConsumerGroupHandler.
+type handler struct {
+	cfg  Config
+	w    *writer
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	state map[int32]*partitionState
+}
+
+// Setup loads each claimed partition's progress from PostgreSQL and moves the
+// session's offsets to it, forward or back.
+func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+	parts := sess.Claims()[h.cfg.Topic]
+	var loaded map[int32]progress
+	err := retry(sess.Context(), h.log, "load sink progress", func(ctx context.Context) error {
+		var err error
+		loaded, err = loadProgress(ctx, h.pool, h.cfg.Topic, parts)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	clear(h.state)
+	for _, p := range parts {
+		pr, ok := loaded[p]
+		if !ok {
+			pr = progress{partition: p, next: -1}
+			sess.ResetOffset(h.cfg.Topic, p, sarama.OffsetOldest, "")
+		} else {
+			sess.MarkOffset(h.cfg.Topic, p, pr.next, "")
+			sess.ResetOffset(h.cfg.Topic, p, pr.next, "")
+		}
+		h.state[p] = &partitionState{progress: pr}
+	}
+	h.log.Info("partitions assigned", "partitions", parts, "generation", sess.GenerationID())
+	return nil
+}
+
+// Cleanup commits everything handed to the writer before the partitions move.
+func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), shutdownGrace)
+	defer cancel()
+	if err := h.w.flush(ctx); err != nil {
+		h.log.Warn("flush before releasing partitions", "err", err)
+	}
+	return nil
+}
+
+// chunkRows is how many records a claim hands to the writer at once.
+const chunkRows = 2000
+
+// ConsumeClaim decodes and classifies one partition in offset order.
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	h.mu.Lock()
+	st := h.state[claim.Partition()]
+	h.mu.Unlock()
+	if st == nil {
+		return fmt.Errorf("claim for unassigned partition %d", claim.Partition())
+	}
+	pr := st.progress
+	c := newChunk(sess, pr)
+	tick := time.NewTicker(h.cfg.FlushInterval / 2)
+	defer tick.Stop()
+	send := func() bool {
+		if c.records == 0 {
+			return true
+		}
+		select {
+		case h.w.in <- c:
+			c = newChunk(sess, c.progress)
+			return true
+		case <-sess.Context().Done():
+			return false
+		}
+	}
+	for {
+		select {
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				send()
+				return nil
+			}
+			if pr.next >= 0 && msg.Offset < pr.next {
+				continue // applied before; PostgreSQL is the source of truth
+			}
+			c.add(h.cfg.Window, msg)
+			pr = c.progress
+			if c.records >= chunkRows && !send() {
+				return nil
+			}
+		case <-tick.C:
+			if !send() {
+				return nil
+			}
+		case <-sess.Context().Done():
+			return nil
+		}
+	}
+}
+
+// OpenPool connects to PostgreSQL with the staging tables the sink needs
+// created on every new connection.
+func OpenPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("--database-url: %w", err)
+	}
+	pc.MaxConns = 4
+	pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, stagingDDL)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres pool: %w", err)
+	}
+	return pool, nil
+}
+
+// MigratePool applies the schema migrations on one pooled connection.
+func MigratePool(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect for migrations: %w", err)
+	}
+	defer conn.Release()
+	_, err = schema.Migrate(ctx, conn.Conn())
+	return err
+}
+
+// retry runs fn until it succeeds or ctx ends, backing off from 200ms to 10s
+// and logging each failure once.
+func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("recovered", "op", what, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		log.Warn("retrying", "op", what, "attempt", attempt, "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}

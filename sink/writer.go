@@ -1,0 +1,389 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ridestream/ridestream/internal/ride"
+	"github.com/ridestream/ridestream/internal/window"
+)
+
+// progress is a partition's durable position: everything before next has been
+// applied, with the stream time and counters as of that point.
+type progress struct {
+	partition  int32
+	next       int64 // -1: nothing applied yet
+	clock      window.Clock
+	rides      int64
+	rejected   int64
+	heartbeats int64
+}
+
+type rideRow struct {
+	partition   int32
+	offset      int64
+	r           ride.Ride
+	windowStart int64
+	late        bool
+}
+
+type rejectRow struct {
+	partition int32
+	offset    int64
+	raw       []byte
+	reason    string
+}
+
+type lateRow struct {
+	partition   int32
+	offset      int64
+	r           ride.Ride
+	windowStart int64
+	windowEnd   int64
+	streamTime  int64
+	lateByMs    int64
+}
+
+// chunk is a run of consecutive records of one partition, classified, with
+// the progress after its last record.
+type chunk struct {
+	sess     sarama.ConsumerGroupSession
+	records  int
+	rides    []rideRow
+	rejects  []rejectRow
+	late     []lateRow
+	progress progress
+}
+
+func newChunk(sess sarama.ConsumerGroupSession, from progress) *chunk {
+	return &chunk{sess: sess, progress: from}
+}
+
+// add classifies one message and advances the chunk's progress past it.
+func (c *chunk) add(spec window.Spec, msg *sarama.ConsumerMessage) {
+	c.records++
+	p := &c.progress
+	p.next = msg.Offset + 1
+	rec, err := ride.Decode(msg.Value)
+	if err != nil {
+		c.reject(msg, err.Error())
+		return
+	}
+	d := spec.Observe(&p.clock, rec.EventMs)
+	if d.Verdict == window.TooFarAhead {
+		c.reject(msg, fmt.Sprintf("event time %s is more than --max-future-skew %v ahead of the partition's stream time %s",
+			fmtMs(rec.EventMs), spec.MaxFutureSkew, fmtMs(d.STBefore)))
+		return
+	}
+	if rec.Kind == ride.KindHeartbeat {
+		p.heartbeats++
+		return
+	}
+	p.rides++
+	late := d.Verdict == window.Late
+	c.rides = append(c.rides, rideRow{partition: msg.Partition, offset: msg.Offset, r: rec.Ride, windowStart: d.WindowStart, late: late})
+	if late {
+		c.late = append(c.late, lateRow{partition: msg.Partition, offset: msg.Offset, r: rec.Ride,
+			windowStart: d.WindowStart, windowEnd: d.WindowEnd, streamTime: d.STBefore, lateByMs: d.LateByMs(spec)})
+	}
+}
+
+func (c *chunk) reject(msg *sarama.ConsumerMessage, reason string) {
+	c.progress.rejected++
+	raw := msg.Value
+	if raw == nil {
+		raw = []byte{}
+	}
+	c.rejects = append(c.rejects, rejectRow{partition: msg.Partition, offset: msg.Offset, raw: raw, reason: reason})
+}
+
+func fmtMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
+
+// writer commits chunks from all claims in batched transactions. It is the
+// only goroutine that writes, so batches commit in the order chunks arrive.
+type writer struct {
+	pool     *pgxpool.Pool
+	topic    string
+	batch    int
+	interval time.Duration
+	log      *slog.Logger
+
+	in      chan *chunk
+	flushes chan chan error
+
+	pending []*chunk
+	rows    int
+}
+
+func newWriter(pool *pgxpool.Pool, topic string, batch int, interval time.Duration, log *slog.Logger) *writer {
+	return &writer{pool: pool, topic: topic, batch: batch, interval: interval, log: log,
+		// A few chunks in flight: claims block here when PostgreSQL is slow,
+		// which stops consumption instead of growing memory.
+		in:      make(chan *chunk, 4),
+		flushes: make(chan chan error),
+	}
+}
+
+// run accepts chunks until ctx ends.
+func (w *writer) run(ctx context.Context) error {
+	timer := time.NewTimer(w.interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-w.in:
+			w.pending = append(w.pending, c)
+			w.rows += c.records
+			if w.rows >= w.batch {
+				if err := w.commit(ctx); err != nil {
+					return nil // ctx ended during retries; progress stays in PostgreSQL
+				}
+			}
+		case <-timer.C:
+			if err := w.commit(ctx); err != nil {
+				return nil
+			}
+			timer.Reset(w.interval)
+		case reply := <-w.flushes:
+			// Take what claims already handed over, then commit.
+			for drained := false; !drained; {
+				select {
+				case c := <-w.in:
+					w.pending = append(w.pending, c)
+					w.rows += c.records
+				default:
+					drained = true
+				}
+			}
+			reply <- w.commit(ctx)
+		}
+	}
+}
+
+// flush asks the writer to commit everything it holds and waits for it.
+func (w *writer) flush(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case w.flushes <- reply:
+	case <-ctx.Done():
+		return fmt.Errorf("flush: %w", ctx.Err())
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("flush: %w", ctx.Err())
+	}
+}
+
+// commit writes the pending chunks in one transaction, retrying until it
+// succeeds or ctx ends, then marks the offsets in Kafka for lag monitoring.
+func (w *writer) commit(ctx context.Context) error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	start := time.Now()
+	err := retry(ctx, w.log, "commit batch", func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, w.topic, w.pending) })
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range w.pending {
+		c.sess.MarkOffset(w.topic, c.progress.partition, c.progress.next, "")
+	}
+	w.log.Debug("batch committed", "rows", w.rows, "chunks", len(w.pending), "took", time.Since(start))
+	w.pending = w.pending[:0]
+	w.rows = 0
+	return nil
+}
+
+// stagingDDL creates the per-connection staging tables. Amounts travel as
+// integer cents and are converted to numeric by the INSERT … SELECT.
+const stagingDDL = `
+CREATE TEMP TABLE IF NOT EXISTS rides_stage (
+    src_partition integer, src_offset bigint, pickup_at timestamptz, dropoff_at timestamptz,
+    pu_location_id integer, do_location_id integer, distance_centi bigint, passenger_count integer,
+    vendor_id integer, fare_cents bigint, tip_cents bigint, tolls_cents bigint, total_cents bigint,
+    window_start timestamptz, is_late boolean) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rejected_stage (
+    src_partition integer, src_offset bigint, raw bytea, error text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS late_stage (
+    src_partition integer, src_offset bigint, pickup_at timestamptz, pu_location_id integer,
+    total_cents bigint, window_start timestamptz, window_end timestamptz, stream_time timestamptz,
+    late_by_ms bigint) ON COMMIT DELETE ROWS;`
+
+const (
+	insertRides = `INSERT INTO rides (src_partition, src_offset, pickup_at, dropoff_at, pu_location_id,
+    do_location_id, trip_distance, passenger_count, vendor_id, fare_amount, tip_amount, tolls_amount,
+    total_amount, window_start, is_late)
+SELECT src_partition, src_offset, pickup_at, dropoff_at, pu_location_id, do_location_id,
+    distance_centi::numeric / 100, passenger_count, vendor_id, fare_cents::numeric / 100,
+    tip_cents::numeric / 100, tolls_cents::numeric / 100, total_cents::numeric / 100, window_start, is_late
+FROM rides_stage ORDER BY src_partition, src_offset
+ON CONFLICT (src_partition, src_offset) DO NOTHING`
+
+	insertRejected = `INSERT INTO rejected_input (src_partition, src_offset, raw, error)
+SELECT src_partition, src_offset, raw, error FROM rejected_stage ORDER BY src_partition, src_offset
+ON CONFLICT (src_partition, src_offset) DO NOTHING`
+
+	insertLate = `INSERT INTO late_rides (src_partition, src_offset, pickup_at, pu_location_id, total_amount,
+    window_start, window_end, stream_time, late_by)
+SELECT src_partition, src_offset, pickup_at, pu_location_id, total_cents::numeric / 100, window_start,
+    window_end, stream_time, late_by_ms * interval '1 millisecond'
+FROM late_stage ORDER BY src_partition, src_offset
+ON CONFLICT (src_partition, src_offset) DO NOTHING`
+
+	// upsertProgress only moves forward: a stale writer (a member that lost
+	// the partition in a rebalance) cannot move a partition back.
+	upsertProgress = `INSERT INTO sink_progress (topic, src_partition, next_offset, stream_time, rides, rejected, heartbeats, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+ON CONFLICT (topic, src_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,
+    stream_time = EXCLUDED.stream_time, rides = EXCLUDED.rides, rejected = EXCLUDED.rejected,
+    heartbeats = EXCLUDED.heartbeats, updated_at = now()
+WHERE sink_progress.next_offset < EXCLUDED.next_offset`
+)
+
+func writeBatch(ctx context.Context, tx pgx.Tx, topic string, chunks []*chunk) error {
+	var rides []rideRow
+	var rejects []rejectRow
+	var late []lateRow
+	last := map[int32]progress{}
+	for _, c := range chunks {
+		rides = append(rides, c.rides...)
+		rejects = append(rejects, c.rejects...)
+		late = append(late, c.late...)
+		if cur, ok := last[c.progress.partition]; !ok || c.progress.next > cur.next {
+			last[c.progress.partition] = c.progress
+		}
+	}
+	if len(rides) > 0 {
+		vals := make([]any, 15)
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"rides_stage"},
+			[]string{"src_partition", "src_offset", "pickup_at", "dropoff_at", "pu_location_id", "do_location_id",
+				"distance_centi", "passenger_count", "vendor_id", "fare_cents", "tip_cents", "tolls_cents",
+				"total_cents", "window_start", "is_late"},
+			pgx.CopyFromSlice(len(rides), func(i int) ([]any, error) {
+				row := &rides[i]
+				r := &row.r
+				vals[0], vals[1] = row.partition, row.offset
+				vals[2] = time.UnixMilli(r.PickupMs)
+				vals[3] = optTime(r.Has&ride.HasDropoff != 0, r.DropoffMs)
+				vals[4] = r.PULocationID
+				vals[5] = opt32(r.Has&ride.HasDOLocation != 0, r.DOLocationID)
+				vals[6] = opt64(r.Has&ride.HasDistance != 0, r.DistanceCenti)
+				vals[7] = opt32(r.Has&ride.HasPassengers != 0, r.PassengerCount)
+				vals[8] = opt32(r.Has&ride.HasVendor != 0, r.VendorID)
+				vals[9] = opt64(r.Has&ride.HasFare != 0, r.FareCents)
+				vals[10] = opt64(r.Has&ride.HasTip != 0, r.TipCents)
+				vals[11] = opt64(r.Has&ride.HasTolls != 0, r.TollsCents)
+				vals[12] = r.TotalCents
+				vals[13] = time.UnixMilli(row.windowStart)
+				vals[14] = row.late
+				return vals, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("copy %d rides to staging: %w", len(rides), err)
+		}
+		if _, err := tx.Exec(ctx, insertRides); err != nil {
+			return fmt.Errorf("insert rides: %w", err)
+		}
+	}
+	if len(rejects) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"rejected_stage"}, []string{"src_partition", "src_offset", "raw", "error"},
+			pgx.CopyFromSlice(len(rejects), func(i int) ([]any, error) {
+				r := &rejects[i]
+				return []any{r.partition, r.offset, r.raw, r.reason}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("copy %d rejected to staging: %w", len(rejects), err)
+		}
+		if _, err := tx.Exec(ctx, insertRejected); err != nil {
+			return fmt.Errorf("insert rejected: %w", err)
+		}
+	}
+	if len(late) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"late_stage"},
+			[]string{"src_partition", "src_offset", "pickup_at", "pu_location_id", "total_cents", "window_start",
+				"window_end", "stream_time", "late_by_ms"},
+			pgx.CopyFromSlice(len(late), func(i int) ([]any, error) {
+				l := &late[i]
+				return []any{l.partition, l.offset, time.UnixMilli(l.r.PickupMs), l.r.PULocationID, l.r.TotalCents,
+					time.UnixMilli(l.windowStart), time.UnixMilli(l.windowEnd), time.UnixMilli(l.streamTime), l.lateByMs}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("copy %d late rides to staging: %w", len(late), err)
+		}
+		if _, err := tx.Exec(ctx, insertLate); err != nil {
+			return fmt.Errorf("insert late rides: %w", err)
+		}
+	}
+	parts := make([]int32, 0, len(last))
+	for p := range last {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts) // one lock order for concurrent sinks
+	for _, p := range parts {
+		pr := last[p]
+		var st any
+		if pr.clock.Valid {
+			st = time.UnixMilli(pr.clock.ST)
+		}
+		if _, err := tx.Exec(ctx, upsertProgress, topic, p, pr.next, st, pr.rides, pr.rejected, pr.heartbeats); err != nil {
+			return fmt.Errorf("record progress p%d@%d: %w", p, pr.next, err)
+		}
+	}
+	return nil
+}
+
+func optTime(ok bool, ms int64) any {
+	if !ok {
+		return nil
+	}
+	return time.UnixMilli(ms)
+}
+
+func opt32(ok bool, v int32) any {
+	if !ok {
+		return nil
+	}
+	return v
+}
+
+func opt64(ok bool, v int64) any {
+	if !ok {
+		return nil
+	}
+	return v
+}
+
+// loadProgress reads the stored progress of the given partitions.
+func loadProgress(ctx context.Context, pool *pgxpool.Pool, topic string, parts []int32) (map[int32]progress, error) {
+	rows, err := pool.Query(ctx, `SELECT src_partition, next_offset, stream_time, rides, rejected, heartbeats
+FROM sink_progress WHERE topic = $1 AND src_partition = ANY($2)`, topic, parts)
+	if err != nil {
+		return nil, fmt.Errorf("read sink progress: %w", err)
+	}
+	defer rows.Close()
+	out := map[int32]progress{}
+	for rows.Next() {
+		var pr progress
+		var st *time.Time
+		if err := rows.Scan(&pr.partition, &pr.next, &st, &pr.rides, &pr.rejected, &pr.heartbeats); err != nil {
+			return nil, fmt.Errorf("read sink progress: %w", err)
+		}
+		if st != nil {
+			pr.clock = window.Clock{ST: st.UnixMilli(), Valid: true}
+		}
+		out[pr.partition] = pr
+	}
+	return out, rows.Err()
+}
