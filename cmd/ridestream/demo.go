@@ -173,5 +173,3 @@ func table(ctx context.Context, pool *pgxpool.Pool, out io.Writer, sql string) e
 	}
 	return tw.Flush()
 }
-
-

@@ -52,10 +52,10 @@ type Topic struct {
 // ErrPartitionCount reports an existing topic whose partition count differs
 // from what the pipeline was built for.
 type ErrPartitionCount struct {
-	Topic     string
-	Have      int32
-	Want      int32
-	Advice    string
+	Topic  string
+	Have   int32
+	Want   int32
+	Advice string
 }
 
 func (e *ErrPartitionCount) Error() string {

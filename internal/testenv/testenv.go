@@ -1,0 +1,285 @@
+// Package testenv gives tests real servers: a Kafka broker and PostgreSQL.
+//
+// RIDESTREAM_TEST_BROKERS names a running Kafka (`make test` starts Apache
+// Kafka 4 and sets it); unset, the package starts the in-process kfake broker.
+// RIDESTREAM_TEST_DATABASE_URL names a PostgreSQL whose user may create
+// databases; unset, the package starts a throwaway cluster from the local
+// server binaries. A server that cannot be had fails the tests; nothing skips.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ridestream/ridestream/internal/broker"
+	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/pgserver"
+)
+
+// Environment variables that point tests at running servers.
+const (
+	EnvBrokers     = "RIDESTREAM_TEST_BROKERS"
+	EnvDatabaseURL = "RIDESTREAM_TEST_DATABASE_URL"
+)
+
+// Env is the servers of one test binary.
+type Env struct {
+	Brokers []string
+	// BrokerKind says which broker the tests talk to, for logs.
+	BrokerKind string
+	// AdminURL connects to PostgreSQL with the right to create databases.
+	AdminURL string
+	// PG is the throwaway cluster when this package started one (nil otherwise).
+	PG *pgserver.Server
+
+	embedded *broker.Embedded
+}
+
+var (
+	current *Env
+	seq     atomic.Int64
+)
+
+// Main starts the servers, runs the tests and stops the servers. Call it from
+// TestMain: `func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }`.
+func Main(m *testing.M) int {
+	env, err := start(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv: cannot start test servers:", err)
+		return 1
+	}
+	current = env
+	code := m.Run()
+	env.stop()
+	return code
+}
+
+func start(ctx context.Context) (*Env, error) {
+	env := &Env{}
+	if b := os.Getenv(EnvBrokers); b != "" {
+		env.Brokers = strings.Split(b, ",")
+		env.BrokerKind = "external broker " + b
+	} else {
+		e, err := broker.Start("", 0)
+		if err != nil {
+			return nil, err
+		}
+		env.embedded = e
+		env.Brokers = e.Addrs()
+		env.BrokerKind = "in-process kfake"
+	}
+	if u := os.Getenv(EnvDatabaseURL); u != "" {
+		env.AdminURL = u
+	} else {
+		pg, err := pgserver.Start(ctx, pgserver.Options{Settings: map[string]string{"fsync": "on"}})
+		if err != nil {
+			env.stop()
+			return nil, err
+		}
+		env.PG = pg
+		env.AdminURL = pg.URL
+	}
+	return env, nil
+}
+
+func (e *Env) stop() {
+	if e.PG != nil {
+		e.PG.Stop()
+	}
+	if e.embedded != nil {
+		e.embedded.Close()
+	}
+}
+
+// Get returns the environment started by Main.
+func Get(t testing.TB) *Env {
+	t.Helper()
+	if current == nil {
+		t.Fatal("testenv.Main was not called from TestMain")
+	}
+	return current
+}
+
+// Name returns a name unique to this test run, for topics, groups and databases.
+func Name(t testing.TB, kind string) string {
+	base := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '_'
+	}, t.Name())
+	if len(base) > 30 {
+		base = base[:30]
+	}
+	return fmt.Sprintf("%s_%s_%d_%d", kind, base, time.Now().UnixNano()%1e9, seq.Add(1))
+}
+
+// NewDatabase creates an empty database for the test, dropped at its end,
+// and returns its URL.
+func (e *Env) NewDatabase(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	name := Name(t, "db")
+	admin, err := pgx.Connect(ctx, e.AdminURL)
+	if err != nil {
+		t.Fatalf("connect to test PostgreSQL: %v", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, e.AdminURL)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	})
+	u, err := url.Parse(e.AdminURL)
+	if err != nil {
+		t.Fatalf("parse %s: %v", EnvDatabaseURL, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// NewTopic creates a topic with the given partitions and returns its name.
+func (e *Env) NewTopic(t testing.TB, partitions int32) string {
+	t.Helper()
+	name := Name(t, "rides")
+	admin, err := sarama.NewClusterAdmin(e.Brokers, kafka.NewConfig("ridestream-test"))
+	if err != nil {
+		t.Fatalf("connect to test broker (%s): %v", e.BrokerKind, err)
+	}
+	defer admin.Close()
+	if _, err := kafka.EnsureTopics(admin, kafka.Topic{Name: name, Partitions: partitions, Replication: 1, CleanupPolicy: "delete", RetentionMs: -1}); err != nil {
+		t.Fatalf("create topic: %v", err)
+	}
+	return name
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/ridestream once per test binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		dir, err := os.MkdirTemp("", "ridestream-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ridestream")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/ridestream")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/ridestream: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Proc is a ridestream subprocess started by a test.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Log  string
+	done chan error
+}
+
+// StartProc runs the ridestream binary with args, logging to a file in the
+// test's temp dir.
+func StartProc(t testing.TB, logName string, args ...string) *Proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), logName)
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start ridestream %v: %v", args, err)
+	}
+	p := &Proc{Cmd: cmd, Log: logPath, done: make(chan error, 1)}
+	go func() {
+		p.done <- cmd.Wait()
+		f.Close()
+	}()
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// Kill sends SIGKILL and waits for the process to end.
+func (p *Proc) Kill() {
+	_ = p.Cmd.Process.Kill()
+	p.Wait()
+}
+
+// Stop sends SIGTERM and waits up to timeout, then kills.
+func (p *Proc) Stop(timeout time.Duration) error {
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(timeout):
+		p.Kill()
+		return fmt.Errorf("process did not stop within %v of SIGTERM", timeout)
+	}
+}
+
+// Wait waits for the process to end and returns its exit error.
+func (p *Proc) Wait() error {
+	err := <-p.done
+	p.done <- err
+	return err
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true
+	default:
+		return false
+	}
+}
+
+// Tail returns the last n bytes of the process log.
+func (p *Proc) Tail(n int) string {
+	b, _ := os.ReadFile(p.Log)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
