@@ -38,6 +38,9 @@ type Config struct {
 	Brokers []string
 	// Topic is the rides input topic.
 	Topic string
+	// FinalsTopic, when set, is the processors' finals topic; its rows land
+	// in hourly_revenue.
+	FinalsTopic string
 	// Group is the consumer group (default DefaultGroup).
 	Group string
 	// InstanceID enables static group membership when set: a restarted
@@ -136,8 +139,12 @@ func Run(ctx context.Context, cfg Config) error {
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
-	w := newWriter(pool, cfg.Topic, cfg.BatchRows, cfg.FlushInterval, log)
-	h := &handler{cfg: cfg, w: w, pool: pool, log: log, state: map[int32]*partitionState{}}
+	w := newWriter(pool, cfg.BatchRows, cfg.FlushInterval, log)
+	h := &handler{cfg: cfg, w: w, pool: pool, log: log, state: map[topicPartition]*partitionState{}}
+	topics := []string{cfg.Topic}
+	if cfg.FinalsTopic != "" {
+		topics = append(topics, cfg.FinalsTopic)
+	}
 
 	var g errgroup.Group
 	g.Go(func() error { return w.run(writerCtx) })
@@ -149,7 +156,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	consumeErr := func() error {
 		for ctx.Err() == nil {
-			if err := group.Consume(ctx, []string{cfg.Topic}, h); err != nil {
+			if err := group.Consume(ctx, topics, h); err != nil {
 				if errors.Is(err, sarama.ErrClosedConsumerGroup) {
 					return nil
 				}
@@ -185,37 +192,48 @@ type handler struct {
 	log  *slog.Logger
 
 	mu    sync.Mutex
-	state map[int32]*partitionState
+	state map[topicPartition]*partitionState
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
 }
 
 // Setup loads each claimed partition's progress from PostgreSQL and moves the
 // session's offsets to it, forward or back.
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
-	parts := sess.Claims()[h.cfg.Topic]
-	var loaded map[int32]progress
-	err := retry(sess.Context(), h.log, "load sink progress", func(ctx context.Context) error {
-		var err error
-		loaded, err = loadProgress(ctx, h.pool, h.cfg.Topic, parts)
-		return err
-	})
-	if err != nil {
-		return err
+	loaded := map[topicPartition]progress{}
+	for topic, parts := range sess.Claims() {
+		err := retry(sess.Context(), h.log, "load sink progress", func(ctx context.Context) error {
+			got, err := loadProgress(ctx, h.pool, topic, parts)
+			for _, pr := range got {
+				loaded[topicPartition{topic, pr.partition}] = pr
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	clear(h.state)
-	for _, p := range parts {
-		pr, ok := loaded[p]
-		if !ok {
-			pr = progress{partition: p, next: -1}
-			sess.ResetOffset(h.cfg.Topic, p, sarama.OffsetOldest, "")
-		} else {
-			sess.MarkOffset(h.cfg.Topic, p, pr.next, "")
-			sess.ResetOffset(h.cfg.Topic, p, pr.next, "")
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			tp := topicPartition{topic, p}
+			pr, ok := loaded[tp]
+			if !ok {
+				pr = progress{topic: topic, partition: p, next: -1}
+				sess.ResetOffset(topic, p, sarama.OffsetOldest, "")
+			} else {
+				sess.MarkOffset(topic, p, pr.next, "")
+				sess.ResetOffset(topic, p, pr.next, "")
+			}
+			h.state[tp] = &partitionState{progress: pr}
 		}
-		h.state[p] = &partitionState{progress: pr}
 	}
-	h.log.Info("partitions assigned", "partitions", parts, "generation", sess.GenerationID())
+	h.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
 	return nil
 }
 
@@ -235,8 +253,9 @@ const chunkRows = 2000
 // ConsumeClaim decodes and classifies one partition in offset order.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	h.mu.Lock()
-	st := h.state[claim.Partition()]
+	st := h.state[topicPartition{claim.Topic(), claim.Partition()}]
 	h.mu.Unlock()
+	finals := claim.Topic() == h.cfg.FinalsTopic
 	if st == nil {
 		return fmt.Errorf("claim for unassigned partition %d", claim.Partition())
 	}
@@ -266,7 +285,14 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if pr.next >= 0 && msg.Offset < pr.next {
 				continue // applied before; PostgreSQL is the source of truth
 			}
-			c.add(h.cfg.Window, msg)
+			if finals {
+				if err := c.addFinal(msg); err != nil {
+					// Our own topic: a row that does not parse is a bug, not input.
+					h.log.Error("skipping unreadable finals record", "partition", msg.Partition, "offset", msg.Offset, "err", err)
+				}
+			} else {
+				c.add(h.cfg.Window, msg)
+			}
 			pr = c.progress
 			if c.records >= chunkRows && !send() {
 				return nil

@@ -2,9 +2,11 @@ package sink
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -18,6 +20,7 @@ import (
 // progress is a partition's durable position: everything before next has been
 // applied, with the stream time and counters as of that point.
 type progress struct {
+	topic      string
 	partition  int32
 	next       int64 // -1: nothing applied yet
 	clock      window.Clock
@@ -59,7 +62,39 @@ type chunk struct {
 	rides    []rideRow
 	rejects  []rejectRow
 	late     []lateRow
+	finals   []finalRow
 	progress progress
+}
+
+type finalRow struct {
+	start, end                                      time.Time
+	zone                                            int32
+	trips, cents, distCenti, tipCents, passengers int64
+}
+
+// addFinal parses one record of the finals topic.
+func (c *chunk) addFinal(msg *sarama.ConsumerMessage) error {
+	c.records++
+	c.progress.next = msg.Offset + 1
+	var f struct {
+		WindowStart     time.Time `json:"window_start"`
+		WindowEnd       time.Time `json:"window_end"`
+		Zone            *int32    `json:"PULocationID"`
+		Trips           int64     `json:"num_trips"`
+		RevenueCents    int64     `json:"total_revenue_cents"`
+		DistanceCenti   int64     `json:"total_distance_centi"`
+		TipCents        int64     `json:"total_tips_cents"`
+		TotalPassengers int64     `json:"total_passengers"`
+	}
+	if err := json.Unmarshal(msg.Value, &f); err != nil {
+		return err
+	}
+	if f.Zone == nil || f.WindowStart.IsZero() {
+		return fmt.Errorf("finals record without window_start or PULocationID")
+	}
+	c.finals = append(c.finals, finalRow{start: f.WindowStart, end: f.WindowEnd, zone: *f.Zone, trips: f.Trips,
+		cents: f.RevenueCents, distCenti: f.DistanceCenti, tipCents: f.TipCents, passengers: f.TotalPassengers})
+	return nil
 }
 
 func newChunk(sess sarama.ConsumerGroupSession, from progress) *chunk {
@@ -110,7 +145,6 @@ func fmtMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC333
 // only goroutine that writes, so batches commit in the order chunks arrive.
 type writer struct {
 	pool     *pgxpool.Pool
-	topic    string
 	batch    int
 	interval time.Duration
 	log      *slog.Logger
@@ -122,8 +156,8 @@ type writer struct {
 	rows    int
 }
 
-func newWriter(pool *pgxpool.Pool, topic string, batch int, interval time.Duration, log *slog.Logger) *writer {
-	return &writer{pool: pool, topic: topic, batch: batch, interval: interval, log: log,
+func newWriter(pool *pgxpool.Pool, batch int, interval time.Duration, log *slog.Logger) *writer {
+	return &writer{pool: pool, batch: batch, interval: interval, log: log,
 		// A few chunks in flight: claims block here when PostgreSQL is slow,
 		// which stops consumption instead of growing memory.
 		in:      make(chan *chunk, 4),
@@ -192,13 +226,13 @@ func (w *writer) commit(ctx context.Context) error {
 	}
 	start := time.Now()
 	err := retry(ctx, w.log, "commit batch", func(ctx context.Context) error {
-		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, w.topic, w.pending) })
+		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, w.pending) })
 	})
 	if err != nil {
 		return err
 	}
 	for _, c := range w.pending {
-		c.sess.MarkOffset(w.topic, c.progress.partition, c.progress.next, "")
+		c.sess.MarkOffset(c.progress.topic, c.progress.partition, c.progress.next, "")
 	}
 	w.log.Debug("batch committed", "rows", w.rows, "chunks", len(w.pending), "took", time.Since(start))
 	w.pending = w.pending[:0]
@@ -219,7 +253,10 @@ CREATE TEMP TABLE IF NOT EXISTS rejected_stage (
 CREATE TEMP TABLE IF NOT EXISTS late_stage (
     src_partition integer, src_offset bigint, pickup_at timestamptz, pu_location_id integer,
     total_cents bigint, window_start timestamptz, window_end timestamptz, stream_time timestamptz,
-    late_by_ms bigint) ON COMMIT DELETE ROWS;`
+    late_by_ms bigint) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS finals_stage (
+    window_start timestamptz, pu_location_id integer, window_end timestamptz, num_trips bigint,
+    revenue_cents bigint, distance_centi bigint, tips_cents bigint, passengers bigint) ON COMMIT DELETE ROWS;`
 
 const (
 	insertRides = `INSERT INTO rides (src_partition, src_offset, pickup_at, dropoff_at, pu_location_id,
@@ -242,6 +279,14 @@ SELECT src_partition, src_offset, pickup_at, pu_location_id, total_cents::numeri
 FROM late_stage ORDER BY src_partition, src_offset
 ON CONFLICT (src_partition, src_offset) DO NOTHING`
 
+	// A final row is written once; a re-emitted duplicate is identical.
+	insertFinals = `INSERT INTO hourly_revenue (window_start, pu_location_id, window_end, num_trips, total_revenue,
+    total_distance, total_tips, total_passengers)
+SELECT window_start, pu_location_id, window_end, num_trips, revenue_cents::numeric / 100,
+    distance_centi::numeric / 100, tips_cents::numeric / 100, passengers
+FROM finals_stage ORDER BY window_start, pu_location_id
+ON CONFLICT (window_start, pu_location_id) DO NOTHING`
+
 	// upsertProgress only moves forward: a stale writer (a member that lost
 	// the partition in a rebalance) cannot move a partition back.
 	upsertProgress = `INSERT INTO sink_progress (topic, src_partition, next_offset, stream_time, rides, rejected, heartbeats, updated_at)
@@ -252,17 +297,20 @@ ON CONFLICT (topic, src_partition) DO UPDATE SET next_offset = EXCLUDED.next_off
 WHERE sink_progress.next_offset < EXCLUDED.next_offset`
 )
 
-func writeBatch(ctx context.Context, tx pgx.Tx, topic string, chunks []*chunk) error {
+func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk) error {
 	var rides []rideRow
 	var rejects []rejectRow
 	var late []lateRow
-	last := map[int32]progress{}
+	var finals []finalRow
+	last := map[topicPartition]progress{}
 	for _, c := range chunks {
 		rides = append(rides, c.rides...)
 		rejects = append(rejects, c.rejects...)
 		late = append(late, c.late...)
-		if cur, ok := last[c.progress.partition]; !ok || c.progress.next > cur.next {
-			last[c.progress.partition] = c.progress
+		finals = append(finals, c.finals...)
+		tp := topicPartition{c.progress.topic, c.progress.partition}
+		if cur, ok := last[tp]; !ok || c.progress.next > cur.next {
+			last[tp] = c.progress
 		}
 	}
 	if len(rides) > 0 {
@@ -326,19 +374,38 @@ func writeBatch(ctx context.Context, tx pgx.Tx, topic string, chunks []*chunk) e
 			return fmt.Errorf("insert late rides: %w", err)
 		}
 	}
-	parts := make([]int32, 0, len(last))
-	for p := range last {
-		parts = append(parts, p)
+	if len(finals) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"finals_stage"},
+			[]string{"window_start", "pu_location_id", "window_end", "num_trips", "revenue_cents", "distance_centi", "tips_cents", "passengers"},
+			pgx.CopyFromSlice(len(finals), func(i int) ([]any, error) {
+				f := &finals[i]
+				return []any{f.start, f.zone, f.end, f.trips, f.cents, f.distCenti, f.tipCents, f.passengers}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("copy %d finals to staging: %w", len(finals), err)
+		}
+		if _, err := tx.Exec(ctx, insertFinals); err != nil {
+			return fmt.Errorf("insert finals: %w", err)
+		}
 	}
-	slices.Sort(parts) // one lock order for concurrent sinks
-	for _, p := range parts {
-		pr := last[p]
+	parts := make([]topicPartition, 0, len(last))
+	for tp := range last {
+		parts = append(parts, tp)
+	}
+	slices.SortFunc(parts, func(a, b topicPartition) int { // one lock order for concurrent sinks
+		if c := strings.Compare(a.topic, b.topic); c != 0 {
+			return c
+		}
+		return int(a.partition - b.partition)
+	})
+	for _, tp := range parts {
+		pr := last[tp]
 		var st any
 		if pr.clock.Valid {
 			st = time.UnixMilli(pr.clock.ST)
 		}
-		if _, err := tx.Exec(ctx, upsertProgress, topic, p, pr.next, st, pr.rides, pr.rejected, pr.heartbeats); err != nil {
-			return fmt.Errorf("record progress p%d@%d: %w", p, pr.next, err)
+		if _, err := tx.Exec(ctx, upsertProgress, tp.topic, tp.partition, pr.next, st, pr.rides, pr.rejected, pr.heartbeats); err != nil {
+			return fmt.Errorf("record progress %s p%d@%d: %w", tp.topic, tp.partition, pr.next, err)
 		}
 	}
 	return nil
@@ -375,7 +442,7 @@ FROM sink_progress WHERE topic = $1 AND src_partition = ANY($2)`, topic, parts)
 	defer rows.Close()
 	out := map[int32]progress{}
 	for rows.Next() {
-		var pr progress
+		pr := progress{topic: topic}
 		var st *time.Time
 		if err := rows.Scan(&pr.partition, &pr.next, &st, &pr.rides, &pr.rejected, &pr.heartbeats); err != nil {
 			return nil, fmt.Errorf("read sink progress: %w", err)

@@ -25,8 +25,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "embedded broker + throwaway Postgres: generate rides, land them, print hourly revenue", runDemo},
-		{"sink", "land the rides topic in PostgreSQL exactly once", runSink},
+		{"process", "run the goka processors (route, clock, windows) that compute final hourly windows", runProcess},
+		{"sink", "land raw rides, rejected and late input, and final windows in PostgreSQL exactly once", runSink},
+		{"heartbeat", "write heartbeat records that advance idle partitions' event time", runHeartbeat},
 		{"generate", "produce seeded synthetic rides (or a JSONL file) to the rides topic", runGenerate},
+		{"reset", "delete a pipeline's groups and intermediate topics (and optionally PostgreSQL outputs) for a replay", runReset},
 		{"migrate", "apply the schema migrations to PostgreSQL", runMigrate},
 	}
 }

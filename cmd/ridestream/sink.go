@@ -37,6 +37,7 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("sink", stderr)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
 	topic := fs.String("topic", DefaultTopic, "rides input topic")
+	finals := fs.String("finals-topic", "ridestream-finals", "the processors' finals topic, landed in hourly_revenue (empty: raw input only)")
 	group := fs.String("group", sink.DefaultGroup, "consumer group")
 	instance := fs.String("instance-id", "", "static group membership id (a restart takes its partitions back at once)")
 	batch := fs.Int("batch-rows", 10000, "rows per PostgreSQL transaction at most")
@@ -61,7 +62,7 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	cfg := sink.Config{
-		Brokers: splitBrokers(*brokers), Topic: *topic, Group: *group, InstanceID: *instance,
+		Brokers: splitBrokers(*brokers), Topic: *topic, FinalsTopic: *finals, Group: *group, InstanceID: *instance,
 		DatabaseURL: url, BatchRows: *batch, FlushInterval: *flush, SessionTimeout: *session,
 		Window: ws, Logger: log,
 	}

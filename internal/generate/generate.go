@@ -31,6 +31,11 @@ type Config struct {
 	Malformed float64
 	// Lateness shapes the out-of-order shift.
 	Lateness time.Duration
+	// IdlePartitions of the highest-numbered partitions receive no rides
+	// once IdleAfter (a fraction of the rides) have been generated; only the
+	// closing heartbeats release their windows.
+	IdlePartitions int32
+	IdleAfter      float64
 	// Heartbeats appends one heartbeat per partition at the end, at
 	// Start+Hours+Lateness+1h, so every window can close.
 	Heartbeats bool
@@ -52,6 +57,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--out-of-order %v: must be within [0,1]", c.OutOfOrder)
 	case c.Late < 0 || c.Late > 1:
 		return fmt.Errorf("--late %v: must be within [0,1]", c.Late)
+	case c.IdlePartitions < 0 || c.IdlePartitions >= c.Partitions:
+		return fmt.Errorf("--idle-partitions %d: must be below --partitions", c.IdlePartitions)
 	case c.Malformed < 0 || c.Malformed > 10:
 		return fmt.Errorf("--malformed %v: must be within [0,10]", c.Malformed)
 	}
@@ -106,7 +113,11 @@ func (c Config) All(yield func(Message) bool) {
 	ridesDone, badDone := 0, 0
 	buf := make([]byte, 0, 256)
 	for i := 0; i < total; i++ {
-		p := int32(rng.IntN(int(c.Partitions)))
+		active := c.Partitions
+		if c.IdlePartitions > 0 && float64(ridesDone) >= c.IdleAfter*float64(c.Rides) {
+			active -= c.IdlePartitions
+		}
+		p := int32(rng.IntN(int(active)))
 		if badDone < malformed && (every <= 1 || i%every == every-1 || c.Rides-ridesDone == 0) {
 			badDone++
 			if !yield(Message{Partition: p, Value: malformedValue(rng, start), Kind: Malformed}) {

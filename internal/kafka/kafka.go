@@ -47,6 +47,7 @@ type Topic struct {
 	Replication   int16
 	CleanupPolicy string // "delete" or "compact"
 	RetentionMs   int64  // 0: broker default; -1: forever
+	Configs       map[string]string
 }
 
 // ErrPartitionCount reports an existing topic whose partition count differs
@@ -90,6 +91,9 @@ func EnsureTopics(admin sarama.ClusterAdmin, topics ...Topic) (map[string]int32,
 		entries := map[string]*string{}
 		if t.CleanupPolicy != "" {
 			entries["cleanup.policy"] = &t.CleanupPolicy
+		}
+		for k, v := range t.Configs {
+			entries[k] = &v
 		}
 		if t.RetentionMs != 0 {
 			v := strconv.FormatInt(t.RetentionMs, 10)

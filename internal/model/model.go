@@ -6,6 +6,8 @@
 package model
 
 import (
+	"time"
+
 	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/window"
 )
@@ -70,4 +72,82 @@ func Run(spec window.Spec, partitions [][][]byte) Result {
 		}
 	}
 	return res
+}
+
+// FinalRow is one expected row of hourly_revenue.
+type FinalRow struct {
+	WindowStart, WindowEnd                        int64
+	Zone                                          int32
+	Trips, Cents, DistCenti, TipCents, Passengers int64
+}
+
+// FinalKey identifies a final row.
+type FinalKey struct {
+	WindowStart int64
+	Zone        int32
+}
+
+// Finals computes the final rows: a window is final once it is closed for
+// every partition (its start lies in [Start(first-L-horizon), Start(ST-L))
+// of each partition's clock, see window.Spec.Closes), and its rows sum the
+// on-time rides of every partition.
+func Finals(spec window.Spec, horizon time.Duration, partitions [][][]byte, res Result) map[FinalKey]FinalRow {
+	type span struct{ from, to int64 }
+	closed := make([]span, len(partitions))
+	for p, values := range partitions {
+		var clock window.Clock
+		first := true
+		for _, v := range values {
+			rec, err := ride.Decode(v)
+			if err != nil {
+				continue
+			}
+			before := clock
+			if spec.Observe(&clock, rec.EventMs).Verdict == window.TooFarAhead {
+				continue
+			}
+			from, to := spec.Closes(before, clock, horizon)
+			if from == to {
+				continue
+			}
+			if first {
+				closed[p].from = from
+				first = false
+			}
+			closed[p].to = to
+		}
+		if first {
+			return map[FinalKey]FinalRow{} // a partition without records closes nothing
+		}
+	}
+	isFinal := func(start int64) bool {
+		for _, c := range closed {
+			if start < c.from || start >= c.to {
+				return false
+			}
+		}
+		return true
+	}
+	out := map[FinalKey]FinalRow{}
+	for _, r := range res.Rides {
+		if r.Late || !isFinal(r.WindowStart) {
+			continue
+		}
+		k := FinalKey{r.WindowStart, r.Ride.PULocationID}
+		f := out[k]
+		f.WindowStart, f.WindowEnd, f.Zone = r.WindowStart, spec.End(r.WindowStart), r.Ride.PULocationID
+		f.Trips++
+		f.Cents += r.Ride.TotalCents
+		if r.Ride.Has&ride.HasDistance != 0 {
+			f.DistCenti += r.Ride.DistanceCenti
+		}
+		if r.Ride.Has&ride.HasTip != 0 {
+			f.TipCents += r.Ride.TipCents
+		}
+		if r.Ride.Has&ride.HasPassengers != 0 {
+			f.Passengers += int64(r.Ride.PassengerCount)
+		}
+		out[k] = f
+	}
+	return out
 }

@@ -155,3 +155,25 @@ func (s Spec) Observe(c *Clock, t int64) Decision {
 	}
 	return d
 }
+
+// Closes returns the starts [from, to) of the windows that close for a
+// partition when its clock moves from before to after: a window closes once
+// ST ≥ end + L, i.e. every window starting before Start(ST - L) is closed.
+// A partition's first record would close every earlier window; only windows
+// starting at or after Start(ST - L - horizon) are reported for it.
+func (s Spec) Closes(before, after Clock, horizon time.Duration) (from, to int64) {
+	if !after.Valid {
+		return 0, 0
+	}
+	l := s.Lateness.Milliseconds()
+	to = s.Start(after.ST - l)
+	if before.Valid {
+		from = s.Start(before.ST - l)
+	} else {
+		from = s.Start(after.ST - l - horizon.Milliseconds())
+	}
+	if from >= to {
+		return 0, 0
+	}
+	return from, to
+}

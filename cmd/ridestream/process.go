@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/ridestream/ridestream/internal/envflag"
+	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/processors"
+)
+
+// processorFlags adds the pipeline's flags and returns a constructor.
+func processorFlags(fs interface {
+	String(name, value, usage string) *string
+	Int(name string, value int, usage string) *int
+	Duration(name string, value time.Duration, usage string) *time.Duration
+}) func() processors.Config {
+	prefix := fs.String("prefix", "ridestream", "names the pipeline's topics and consumer groups")
+	shards := fs.Int("shards", 16, "keys a window's zones are spread over")
+	wparts := fs.Int("window-partitions", 0, "partitions of the windows and finals topics (0: as many as the input)")
+	repl := fs.Int("replication", 1, "replication factor of the topics the pipeline creates")
+	horizon := fs.Duration("finality-horizon", 24*time.Hour, "a partition's first record closes windows at most this far back")
+	return func() processors.Config {
+		return processors.Config{Prefix: *prefix, Shards: *shards, WindowPartitions: int32(*wparts),
+			Replication: int16(*repl), Horizon: *horizon}
+	}
+}
+
+func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlagSet("process", stderr)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	topic := fs.String("topic", DefaultTopic, "rides input topic")
+	stages := fs.String("stages", "all", "stages to run here: all, or a list of route,clock,windows")
+	instance := fs.String("instance-id", "", "static group membership id (a restart takes its partitions back at once)")
+	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
+	pipeline := processorFlags(fs)
+	spec := windowFlags(fs)
+	logger := logFlags(fs)
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	log, err := logger(stderr)
+	if err != nil {
+		return err
+	}
+	ws, err := spec()
+	if err != nil {
+		return err
+	}
+	st, err := processors.ParseStages(*stages)
+	if err != nil {
+		return err
+	}
+	cfg := pipeline()
+	cfg.Brokers, cfg.InputTopic, cfg.Window, cfg.InstanceID, cfg.SessionTimeout, cfg.Logger =
+		splitBrokers(*brokers), *topic, ws, *instance, *session, log
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	t, err := processors.Setup(cfg)
+	if err != nil {
+		return err
+	}
+	return processors.Run(ctx, t, st)
+}
+
+func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("heartbeat", stderr)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	topic := fs.String("topic", DefaultTopic, "rides input topic")
+	parts := fs.String("partitions", "all", "partitions to write a heartbeat into: all, or a comma-separated list")
+	at := fs.String("time", "now", "event time of the heartbeat: now, epoch milliseconds, or RFC 3339")
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	bs := splitBrokers(*brokers)
+	if len(bs) == 0 {
+		return errors.New("--brokers: at least one broker address is required")
+	}
+	var ms int64
+	switch {
+	case *at == "now":
+		ms = time.Now().UnixMilli()
+	default:
+		if v, err := strconv.ParseInt(*at, 10, 64); err == nil {
+			ms = v
+		} else if t, err := time.Parse(time.RFC3339Nano, *at); err == nil {
+			ms = t.UnixMilli()
+		} else {
+			return fmt.Errorf("--time %q: want now, epoch milliseconds or RFC 3339", *at)
+		}
+	}
+	client, err := sarama.NewClient(bs, kafka.NewConfig("ridestream-heartbeat"))
+	if err != nil {
+		return fmt.Errorf("connect to %v: %w", bs, err)
+	}
+	defer client.Close()
+	all, err := client.Partitions(*topic)
+	if err != nil {
+		return fmt.Errorf("--topic %s: %w", *topic, err)
+	}
+	targets := all
+	if *parts != "all" {
+		targets = nil
+		for _, s := range strings.Split(*parts, ",") {
+			p, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || p < 0 || p >= len(all) {
+				return fmt.Errorf("--partitions: %q is not a partition of %s (0..%d)", s, *topic, len(all)-1)
+			}
+			targets = append(targets, int32(p))
+		}
+	}
+	n, err := processors.WriteHeartbeats(bs, *topic, targets, ms)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "wrote %d heartbeats at %s into %s\n", n, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano), *topic)
+	return err
+}

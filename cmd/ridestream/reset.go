@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/IBM/sarama"
+
+	"github.com/ridestream/ridestream/internal/envflag"
+	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/processors"
+	"github.com/ridestream/ridestream/sink"
+)
+
+func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("reset", stderr)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	topic := fs.String("topic", DefaultTopic, "rides input topic (never deleted)")
+	prefix := fs.String("prefix", "ridestream", "the pipeline whose groups and topics to delete")
+	dry := fs.Bool("dry-run", false, "only list what would be deleted")
+	force := fs.Bool("force", false, "delete consumer groups even while they have active members")
+	pg := fs.String("postgres", "none", "PostgreSQL outputs to clear too: none, finals (hourly_revenue), or all (every table)")
+	dbURL := databaseFlags(fs)
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	bs := splitBrokers(*brokers)
+	if len(bs) == 0 {
+		return errors.New("--brokers: at least one broker address is required")
+	}
+	scope := sink.ResetScope(*pg)
+	if err := scope.Validate(); err != nil {
+		return err
+	}
+	url, err := dbURL()
+	if err != nil {
+		return err
+	}
+	if scope != sink.ResetNone && url == "" {
+		return errors.New("--database-url: required with --postgres " + *pg)
+	}
+	admin, err := sarama.NewClusterAdmin(bs, kafka.NewConfig("ridestream-reset"))
+	if err != nil {
+		return fmt.Errorf("connect to %v: %w", bs, err)
+	}
+	names := processors.NamesFor(*topic, *prefix)
+	plan, err := processors.Plan(admin, names)
+	admin.Close()
+	if err != nil {
+		return err
+	}
+	for _, g := range plan.Groups {
+		fmt.Fprintln(stdout, "consumer group:", g)
+	}
+	for _, t := range plan.Topics {
+		fmt.Fprintln(stdout, "topic:", t)
+	}
+	if scope != sink.ResetNone {
+		fmt.Fprintln(stdout, "postgres:", sink.ResetDescription(scope, names.Finals))
+	}
+	if *dry {
+		fmt.Fprintln(stdout, "dry run: nothing deleted")
+		return nil
+	}
+	if err := processors.Reset(bs, plan, *force); err != nil {
+		return err
+	}
+	if scope != sink.ResetNone {
+		if err := sink.Reset(ctx, url, scope, names.Finals); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(stdout, "reset done: run the processors to replay")
+	return nil
+}

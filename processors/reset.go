@@ -1,0 +1,96 @@
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/ridestream/ridestream/internal/kafka"
+)
+
+// ResetPlan is what a reset deletes.
+type ResetPlan struct {
+	Groups []string
+	Topics []string
+}
+
+// Plan lists the pipeline's consumer groups and topics that exist now. The
+// input topic is never part of it.
+func Plan(admin sarama.ClusterAdmin, n Names) (ResetPlan, error) {
+	var plan ResetPlan
+	topics, err := admin.ListTopics()
+	if err != nil {
+		return plan, fmt.Errorf("list topics: %w", err)
+	}
+	for _, t := range []string{n.Clock, n.ClockTable, n.Windows, n.WindowsTable, n.Finals, n.Late, n.Rejected} {
+		if _, ok := topics[t]; ok {
+			plan.Topics = append(plan.Topics, t)
+		}
+	}
+	groups, err := admin.ListConsumerGroups()
+	if err != nil {
+		return plan, fmt.Errorf("list consumer groups: %w", err)
+	}
+	for _, g := range []string{n.RouteGroup, n.ClockGroup, n.WindowsGroup} {
+		if _, ok := groups[g]; ok {
+			plan.Groups = append(plan.Groups, g)
+		}
+	}
+	return plan, nil
+}
+
+// ErrGroupActive reports a consumer group that still has members.
+type ErrGroupActive struct{ Group string }
+
+func (e *ErrGroupActive) Error() string {
+	return fmt.Sprintf("consumer group %s has active members: stop its processors first (or --force)", e.Group)
+}
+
+// Reset deletes the plan's groups and topics, refusing active groups unless
+// force, and waits until the topics are gone so they can be created afresh.
+func Reset(brokers []string, plan ResetPlan, force bool) error {
+	admin, err := sarama.NewClusterAdmin(brokers, kafka.NewConfig("ridestream-reset"))
+	if err != nil {
+		return fmt.Errorf("connect to %v: %w", brokers, err)
+	}
+	defer admin.Close()
+	if len(plan.Groups) > 0 {
+		desc, err := admin.DescribeConsumerGroups(plan.Groups)
+		if err != nil {
+			return fmt.Errorf("describe consumer groups: %w", err)
+		}
+		for _, d := range desc {
+			if len(d.Members) > 0 && !force {
+				return &ErrGroupActive{Group: d.GroupId}
+			}
+		}
+	}
+	for _, g := range plan.Groups {
+		if err := admin.DeleteConsumerGroup(g); err != nil && !errors.Is(err, sarama.ErrGroupIDNotFound) {
+			return fmt.Errorf("delete consumer group %s: %w", g, err)
+		}
+	}
+	for _, t := range plan.Topics {
+		if err := admin.DeleteTopic(t); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+			return fmt.Errorf("delete topic %s: %w", t, err)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		topics, err := admin.ListTopics()
+		if err != nil {
+			return fmt.Errorf("list topics: %w", err)
+		}
+		left := slices.DeleteFunc(slices.Clone(plan.Topics), func(t string) bool { _, ok := topics[t]; return !ok })
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topics still present 60s after deletion: %v", left)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,138 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ridestream/ridestream/internal/kafka"
+)
+
+// Run runs the given stages (default all) until ctx is cancelled. Each stage
+// is a goka processor restarted with backoff when it fails; goka recovers its
+// state from the changelog (memory storage: local state is never ahead of
+// what Kafka holds).
+func Run(ctx context.Context, t *Topology, stages []string) error {
+	if len(stages) == 0 {
+		stages = AllStages
+	}
+	graphs := map[string]func() *goka.GroupGraph{
+		StageRoute: t.RouteGraph, StageClock: t.ClockGraph, StageWindows: t.WindowsGraph,
+	}
+	for _, s := range stages {
+		if graphs[s] == nil {
+			return fmt.Errorf("--stages: unknown stage %q (want %s)", s, strings.Join(AllStages, ","))
+		}
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for _, s := range stages {
+		g.Go(func() error { return t.runStage(ctx, s, graphs[s]) })
+	}
+	return g.Wait()
+}
+
+func (t *Topology) runStage(ctx context.Context, stage string, graph func() *goka.GroupGraph) error {
+	log := t.Logger.With("component", "processor", "stage", stage)
+	backoff := time.Second
+	for {
+		start := time.Now()
+		p, err := goka.NewProcessor(t.Brokers, graph(), t.gokaOptions(stage, log)...)
+		if err == nil {
+			log.Info("processor starting", "sources", t.Sources)
+			err = p.Run(ctx)
+		}
+		if ctx.Err() != nil {
+			log.Info("processor stopped")
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		log.Warn("processor failed, restarting", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// gokaOptions hardens goka for the contract (DESIGN-NOTES): the idempotent
+// producer with one request in flight, Kafka's murmur2 partitioning, new
+// groups from the oldest offset, commits of contiguous prefixes only, static
+// membership, configurable replication, memory storage.
+func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorOption {
+	clientID := t.Prefix + "-" + stage
+	cfg := func() *sarama.Config {
+		c := kafka.NewConfig(clientID)
+		c.Producer.Retry.Max = 1 << 20 // never give up on a write: a gap would break the prefix rule
+		c.Producer.Retry.Backoff = 250 * time.Millisecond
+		c.Consumer.Offsets.Initial = sarama.OffsetOldest
+		c.Consumer.Offsets.AutoCommit.Interval = 250 * time.Millisecond
+		c.Consumer.Group.Session.Timeout = t.SessionTimeout
+		c.Consumer.Group.Heartbeat.Interval = t.SessionTimeout / 4
+		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+		return c
+	}
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = int(t.Replication)
+	tmc.Stream.Replication = int(t.Replication)
+	tmc.Stream.Retention = 7 * 24 * time.Hour
+	return []goka.ProcessorOption{
+		goka.WithClientID(clientID),
+		goka.WithHasher(kafka.KafkaHasher),
+		goka.WithStorageBuilder(storage.MemoryBuilder()),
+		goka.WithNilHandling(goka.NilProcess),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg())),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg(), tmc)),
+		goka.WithConsumerGroupBuilder(func(brokers []string, group, _ string) (sarama.ConsumerGroup, error) {
+			c := cfg()
+			if t.InstanceID != "" {
+				c.Consumer.Group.InstanceId = t.InstanceID + "-" + stage
+			}
+			cg, err := sarama.NewConsumerGroup(brokers, group, c)
+			if err != nil {
+				return nil, err
+			}
+			return kafka.PrefixCommitGroup{ConsumerGroup: cg}, nil
+		}),
+		goka.WithLogger(gokaLogger{log}),
+	}
+}
+
+// gokaLogger sends goka's logs to slog at debug level.
+type gokaLogger struct{ log *slog.Logger }
+
+func (l gokaLogger) Print(v ...any)                 { l.log.Debug(fmt.Sprint(v...)) }
+func (l gokaLogger) Println(v ...any)               { l.log.Debug(fmt.Sprint(v...)) }
+func (l gokaLogger) Printf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+
+// ParseStages splits a --stages value.
+func ParseStages(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return AllStages, nil
+	}
+	var out []string
+	for _, st := range strings.Split(s, ",") {
+		st = strings.TrimSpace(st)
+		if !slices.Contains(AllStages, st) {
+			return nil, fmt.Errorf("--stages: unknown stage %q (want all or a list of %s)", st, strings.Join(AllStages, ","))
+		}
+		out = append(out, st)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--stages: empty")
+	}
+	return out, nil
+}

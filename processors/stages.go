@@ -1,0 +1,266 @@
+package processors
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/ridestream/ridestream/internal/ride"
+	"github.com/ridestream/ridestream/internal/window"
+)
+
+// Stage names, for --stages.
+const (
+	StageRoute   = "route"
+	StageClock   = "clock"
+	StageWindows = "windows"
+)
+
+// AllStages in topology order.
+var AllStages = []string{StageRoute, StageClock, StageWindows}
+
+// RouteGraph decodes input and fans clock outputs out.
+func (t *Topology) RouteGraph() *goka.GroupGraph {
+	return goka.DefineGroup(goka.Group(t.RouteGroup),
+		goka.Input(goka.Stream(t.Input), rawCodec{}, t.routeInput),
+		goka.Input(goka.Stream(t.ClockTable), clockStateCodec{}, t.routeClockOutput),
+		goka.Output(goka.Stream(t.Clock), clockInCodec{}),
+		goka.Output(goka.Stream(t.Windows), windowMsgCodec{}),
+		goka.Output(goka.Stream(t.Late), rawCodec{}),
+		goka.Output(goka.Stream(t.Rejected), rawCodec{}),
+	)
+}
+
+// ClockGraph keeps each source partition's stream time.
+func (t *Topology) ClockGraph() *goka.GroupGraph {
+	return goka.DefineGroup(goka.Group(t.ClockGroup),
+		goka.Input(goka.Stream(t.Clock), clockInCodec{}, t.clock),
+		goka.Persist(clockStateCodec{}),
+	)
+}
+
+// WindowsGraph sums window shards and emits finals.
+func (t *Topology) WindowsGraph() *goka.GroupGraph {
+	return goka.DefineGroup(goka.Group(t.WindowsGroup),
+		goka.Input(goka.Stream(t.Windows), windowMsgCodec{}, t.windows),
+		goka.Persist(windowStateCodec{}),
+		goka.Output(goka.Stream(t.Finals), rawCodec{}),
+	)
+}
+
+// Rejected is a record of the rejected topic.
+type Rejected struct {
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Error     string `json:"error"`
+	Raw       string `json:"raw_base64,omitempty"`
+}
+
+// routeInput: decode; forward to the clock or reject.
+func (t *Topology) routeInput(ctx goka.Context, msg any) {
+	value, _ := msg.([]byte)
+	p := ctx.Partition()
+	rec, err := ride.Decode(value)
+	if err != nil {
+		out, _ := json.Marshal(Rejected{Partition: p, Offset: ctx.Offset(), Error: err.Error(), Raw: base64.StdEncoding.EncodeToString(value)})
+		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[p], out)
+		return
+	}
+	in := ClockIn{Offset: ctx.Offset(), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
+	if !in.Heartbeat {
+		in.Ride = amountsOf(rec.Ride)
+	}
+	ctx.Emit(goka.Stream(t.Clock), t.ClockKeys[p], in)
+}
+
+func amountsOf(r ride.Ride) Amounts {
+	a := Amounts{Zone: r.PULocationID, Cents: r.TotalCents}
+	if r.Has&ride.HasDistance != 0 {
+		a.DistCenti = r.DistanceCenti
+	}
+	if r.Has&ride.HasTip != 0 {
+		a.TipCents = r.TipCents
+	}
+	if r.Has&ride.HasPassengers != 0 {
+		a.Passengers = int64(r.PassengerCount)
+	}
+	return a
+}
+
+// clock applies one record to its source's stream time (SPEC §3).
+func (t *Topology) clock(ctx goka.Context, msg any) {
+	in := msg.(ClockIn)
+	var st ClockState
+	if v := ctx.Value(); v != nil {
+		st = *v.(*ClockState)
+	} else {
+		p, ok := t.keyIndex[ctx.Key()]
+		if !ok {
+			ctx.Fail(fmt.Errorf("clock: unknown key %q", ctx.Key()))
+		}
+		st = ClockState{Src: p, LastOffset: -1}
+	}
+	if in.Offset <= st.LastOffset {
+		return // applied before a crash; its outputs are in the changelog
+	}
+	next := ClockStep(t.Window, t.Horizon, st, in)
+	ctx.SetValue(&next)
+}
+
+// ClockStep is the clock's pure transition: the state after applying in,
+// with in's output recorded in it.
+func ClockStep(spec window.Spec, horizon time.Duration, st ClockState, in ClockIn) ClockState {
+	before := window.Clock{ST: st.ST, Valid: st.Valid}
+	after := before
+	d := spec.Observe(&after, in.EventMs)
+	next := ClockState{Src: st.Src, LastOffset: in.Offset, ST: after.ST, Valid: after.Valid,
+		EventMs: in.EventMs, Ride: in.Ride, WindowStart: d.WindowStart, STBefore: before.ST}
+	switch {
+	case d.Verdict == window.TooFarAhead:
+		next.Out = OutRejected
+	case in.Heartbeat:
+		next.Out, next.Ride, next.WindowStart = OutHeartbeat, Amounts{}, 0
+	case d.Verdict == window.Late:
+		next.Out = OutLate
+	default:
+		next.Out = OutOnTime
+	}
+	next.CloseFrom, next.CloseTo = spec.Closes(before, after, horizon)
+	return next
+}
+
+// routeClockOutput fans one clock output out.
+func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
+	st := msg.(*ClockState)
+	src := st.Src
+	switch st.Out {
+	case OutOnTime:
+		ctx.Emit(goka.Stream(t.Windows), WindowKey(st.WindowStart, t.Shard(st.Ride.Zone)),
+			WindowMsg{Src: src, Offset: st.LastOffset, WindowStart: st.WindowStart, Ride: st.Ride})
+	case OutLate:
+		end := t.Window.End(st.WindowStart)
+		out, _ := json.Marshal(Late{Partition: src, Offset: st.LastOffset, PickupMs: st.EventMs, Zone: st.Ride.Zone,
+			TotalAmount: cents(st.Ride.Cents), WindowStart: msTime(st.WindowStart), WindowEnd: msTime(end),
+			StreamTime: msTime(st.STBefore), LateByMs: st.STBefore - (end + t.Window.Lateness.Milliseconds())})
+		ctx.Emit(goka.Stream(t.Late), t.ClockKeys[src], out)
+	case OutRejected:
+		out, _ := json.Marshal(Rejected{Partition: src, Offset: st.LastOffset, Error: fmt.Sprintf(
+			"event time %s is more than --max-future-skew %v ahead of the partition's stream time %s",
+			msTime(st.EventMs), t.Window.MaxFutureSkew, msTime(st.STBefore))})
+		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], out)
+	}
+	for w := st.CloseFrom; w < st.CloseTo; w = t.Window.End(w) {
+		for s := 0; s < t.Shards; s++ {
+			ctx.Emit(goka.Stream(t.Windows), WindowKey(w, s), WindowMsg{Marker: true, Src: src, Offset: st.LastOffset, WindowStart: w})
+		}
+	}
+}
+
+// Late is a record of the late topic.
+type Late struct {
+	Partition   int32     `json:"partition"`
+	Offset      int64     `json:"offset"`
+	PickupMs    int64     `json:"tpep_pickup_datetime"`
+	Zone        int32     `json:"PULocationID"`
+	TotalAmount string    `json:"total_amount"`
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end"`
+	StreamTime  time.Time `json:"stream_time"`
+	LateByMs    int64     `json:"late_by_ms"`
+}
+
+// Final is a record of the finals topic: one (window, zone) row.
+type Final struct {
+	WindowStart     time.Time `json:"window_start"`
+	WindowEnd       time.Time `json:"window_end"`
+	Zone            int32     `json:"PULocationID"`
+	Trips           int64     `json:"num_trips"`
+	TotalRevenue    string    `json:"total_revenue"`
+	RevenueCents    int64     `json:"total_revenue_cents"`
+	DistanceCenti   int64     `json:"total_distance_centi"`
+	TipCents        int64     `json:"total_tips_cents"`
+	TotalPassengers int64     `json:"total_passengers"`
+}
+
+// windows applies rides and close markers to one (window, shard).
+func (t *Topology) windows(ctx goka.Context, msg any) {
+	m := msg.(WindowMsg)
+	if m.Src < 0 || m.Src >= t.Sources {
+		ctx.Fail(fmt.Errorf("windows: source partition %d outside the input's %d partitions", m.Src, t.Sources))
+	}
+	var st *WindowState
+	if v := ctx.Value(); v != nil {
+		st = v.(*WindowState)
+	} else {
+		st = &WindowState{WindowStart: m.WindowStart, WindowEnd: t.Window.End(m.WindowStart),
+			LastRide: slices.Repeat([]int64{-1}, int(t.Sources)), Closed: make([]bool, t.Sources)}
+	}
+	if len(st.LastRide) != int(t.Sources) {
+		ctx.Fail(fmt.Errorf("windows: state of %s was built for %d input partitions, the input has %d: reset and replay",
+			ctx.Key(), len(st.LastRide), t.Sources))
+	}
+	if !m.Marker {
+		if m.Offset <= st.LastRide[m.Src] {
+			return // duplicate after a crash upstream
+		}
+		if st.Final {
+			t.Logger.Error("ride arrived after its window was final; it is not counted",
+				"window", msTime(st.WindowStart), "partition", m.Src, "offset", m.Offset)
+			return
+		}
+		st.add(m.Ride)
+		st.LastRide[m.Src] = m.Offset
+		ctx.SetValue(st)
+		return
+	}
+	if st.Closed[m.Src] {
+		if st.Final && st.FinalSrc == m.Src && st.FinalOffset == m.Offset {
+			t.emitFinals(ctx, st) // the finalizing message again: its emits may be lost
+		}
+		return
+	}
+	st.Closed[m.Src] = true
+	if !slices.Contains(st.Closed, false) {
+		st.Final, st.FinalSrc, st.FinalOffset = true, m.Src, m.Offset
+		t.emitFinals(ctx, st)
+	}
+	ctx.SetValue(st)
+}
+
+func (s *WindowState) add(a Amounts) {
+	i, found := slices.BinarySearchFunc(s.Zones, a.Zone, func(z ZoneAgg, zone int32) int { return int(z.Zone) - int(zone) })
+	if !found {
+		s.Zones = slices.Insert(s.Zones, i, ZoneAgg{Zone: a.Zone})
+	}
+	z := &s.Zones[i]
+	z.Trips++
+	z.Cents += a.Cents
+	z.DistCenti += a.DistCenti
+	z.TipCents += a.TipCents
+	z.Pass += a.Passengers
+}
+
+func (t *Topology) emitFinals(ctx goka.Context, st *WindowState) {
+	for _, z := range st.Zones {
+		out, _ := json.Marshal(Final{WindowStart: msTime(st.WindowStart), WindowEnd: msTime(st.WindowEnd), Zone: z.Zone,
+			Trips: z.Trips, TotalRevenue: cents(z.Cents), RevenueCents: z.Cents, DistanceCenti: z.DistCenti,
+			TipCents: z.TipCents, TotalPassengers: z.Pass})
+		ctx.Emit(goka.Stream(t.Finals), strconv.FormatInt(st.WindowStart, 10)+"#"+strconv.Itoa(int(z.Zone)), out)
+	}
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// cents formats integer cents as an exact decimal string.
+func cents(c int64) string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
+}

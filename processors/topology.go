@@ -1,0 +1,228 @@
+// Package processors computes event-time hourly revenue with allowed lateness
+// on goka, deterministically: the final table is a pure function of the input
+// log (SPEC §3).
+//
+// Three goka processors, each a consumer group that scales out by partitions:
+//
+//	rides ──route──▶ <p>-clock ──clock──▶ <p>-clock-table (changelog = clock output)
+//	                                           │
+//	      ┌────────────────route◀──────────────┘
+//	      ▼
+//	<p>-windows ──windows──▶ <p>-finals     (route also writes <p>-late, <p>-rejected)
+//
+//   - route (stateless) decodes each input record and forwards it, keyed by
+//     its source partition, to the clock topic; undecodable records go to the
+//     rejected topic. It also reads the clock table's changelog and fans each
+//     clock output out: on-time rides to their (window, shard) key, late rides
+//     to the late topic, close markers to every shard of each closed window.
+//   - clock keeps per source partition the stream time ST(p) and the last
+//     applied offset, and decides on-time, late or too far ahead. Its only
+//     write is its table value, which carries the record's output: state and
+//     output commit in one Kafka record, so a crash can never apply one
+//     without the other, and redelivered records (offset ≤ last applied) are
+//     skipped without re-deriving anything.
+//   - windows keeps per (window, shard) the zone sums, per source the last
+//     applied ride offset and whether its close marker arrived. When every
+//     source partition has closed the window it emits one final row per zone
+//     to the finals topic; a redelivered finalizing marker re-emits the same
+//     rows, and the sink stores each (window, zone) once.
+//
+// Close markers travel the same path as rides (same key, same partition,
+// same producer order), so a window never finalizes before a ride that was
+// on time for it has been applied.
+package processors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/window"
+)
+
+// Config configures the processors of one pipeline.
+type Config struct {
+	Brokers []string
+	// InputTopic is the rides topic.
+	InputTopic string
+	// Prefix names the pipeline's topics and groups (default "ridestream").
+	Prefix string
+	// Window is the event-time rule.
+	Window window.Spec
+	// Horizon bounds the windows a partition's first record closes: windows
+	// ending more than Horizon before it never receive its close marker.
+	Horizon time.Duration
+	// Shards spreads a window's zones over this many keys (default 16).
+	Shards int
+	// WindowPartitions of the windows and finals topics (default: input's).
+	WindowPartitions int32
+	// Replication of the topics the pipeline creates (default 1).
+	Replication int16
+	// InstanceID enables static group membership (suffixed per stage).
+	InstanceID string
+	// SessionTimeout of the consumer groups (default 10s).
+	SessionTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+func (c *Config) withDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = "ridestream"
+	}
+	if c.Horizon == 0 {
+		c.Horizon = 24 * time.Hour
+	}
+	if c.Shards == 0 {
+		c.Shards = 16
+	}
+	if c.Replication == 0 {
+		c.Replication = 1
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a configuration error naming the flag.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("--brokers: at least one broker address is required")
+	case c.InputTopic == "":
+		return errors.New("--topic: must not be empty")
+	case c.Horizon < 0:
+		return fmt.Errorf("--finality-horizon %v: must not be negative", c.Horizon)
+	case c.Shards < 0 || c.Shards > 4096:
+		return fmt.Errorf("--shards %d: must be within 1..4096", c.Shards)
+	case c.WindowPartitions < 0:
+		return fmt.Errorf("--window-partitions %d: must be positive", c.WindowPartitions)
+	case c.Replication < 0:
+		return fmt.Errorf("--replication %d: must be positive", c.Replication)
+	}
+	return c.Window.Validate()
+}
+
+// Names of a pipeline's topics and groups.
+type Names struct {
+	Input, Clock, ClockTable, Windows, WindowsTable, Finals, Late, Rejected string
+	RouteGroup, ClockGroup, WindowsGroup                                     string
+}
+
+// NamesFor derives the names from the prefix.
+func NamesFor(input, prefix string) Names {
+	return Names{
+		Input:        input,
+		Clock:        prefix + "-clock",
+		ClockTable:   prefix + "-clock-table",
+		Windows:      prefix + "-windows",
+		WindowsTable: prefix + "-windows-table",
+		Finals:       prefix + "-finals",
+		Late:         prefix + "-late",
+		Rejected:     prefix + "-rejected",
+		RouteGroup:   prefix + "-route",
+		ClockGroup:   prefix + "-clock",
+		WindowsGroup: prefix + "-windows",
+	}
+}
+
+// Topology is a resolved pipeline: names, partition counts, keys.
+type Topology struct {
+	Config
+	Names
+	// Sources is the input topic's partition count: finality waits for all.
+	Sources int32
+	// ClockKeys[p] is the clock key of source partition p; it lands on
+	// partition p of the clock topic under Kafka's murmur2 rule.
+	ClockKeys []string
+	keyIndex  map[string]int32
+}
+
+// ClockKeys returns, for each of n partitions, the first key "p<p>.<k>" that
+// Kafka's partitioner places on partition p.
+func ClockKeys(n int32) []string {
+	keys := make([]string, n)
+	for p := int32(0); p < n; p++ {
+		for k := 0; ; k++ {
+			key := "p" + strconv.Itoa(int(p)) + "." + strconv.Itoa(k)
+			if kafka.Partition([]byte(key), n) == p {
+				keys[p] = key
+				break
+			}
+		}
+	}
+	return keys
+}
+
+// WindowKey is the key of (window start, shard).
+func WindowKey(start int64, shard int) string {
+	return strconv.FormatInt(start, 10) + "#" + strconv.Itoa(shard)
+}
+
+// Shard of a pickup zone.
+func (t *Topology) Shard(zone int32) int {
+	s := int(zone) % t.Shards
+	if s < 0 {
+		s += t.Shards
+	}
+	return s
+}
+
+// Setup resolves the topology against the cluster: it reads the input
+// partition count, creates the pipeline's topics when missing, and refuses an
+// input whose partition count differs from the one the pipeline was built for.
+func Setup(cfg Config) (*Topology, error) {
+	cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Topology{Config: cfg, Names: NamesFor(cfg.InputTopic, cfg.Prefix)}
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig(cfg.Prefix+"-admin"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %v: %w", cfg.Brokers, err)
+	}
+	defer admin.Close()
+	counts, err := kafka.EnsureTopics(admin, kafka.Topic{Name: cfg.InputTopic})
+	if err != nil {
+		return nil, fmt.Errorf("input topic: %w", err)
+	}
+	t.Sources = counts[cfg.InputTopic]
+	wp := cfg.WindowPartitions
+	if wp == 0 {
+		wp = t.Sources
+	}
+	t.WindowPartitions = wp
+	topics := []kafka.Topic{
+		{Name: t.Clock, Partitions: t.Sources, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
+		// The clock table's changelog is also route's input: compaction may
+		// only remove records route has long read.
+		{Name: t.ClockTable, Partitions: t.Sources, Replication: cfg.Replication, CleanupPolicy: "compact",
+			Configs: map[string]string{"min.compaction.lag.ms": strconv.Itoa(7 * 24 * 3600 * 1000)}},
+		{Name: t.Windows, Partitions: wp, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
+		{Name: t.WindowsTable, Partitions: wp, Replication: cfg.Replication, CleanupPolicy: "compact"},
+		{Name: t.Finals, Partitions: wp, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: -1},
+		{Name: t.Late, Partitions: t.Sources, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: -1},
+		{Name: t.Rejected, Partitions: t.Sources, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: -1},
+	}
+	if _, err := kafka.EnsureTopics(admin, topics...); err != nil {
+		var pc *kafka.ErrPartitionCount
+		if errors.As(err, &pc) && (pc.Topic == t.Clock || pc.Topic == t.ClockTable) {
+			return nil, fmt.Errorf("input topic %s now has %d partitions but pipeline %q was built for %d: finality waits for every input partition, so a changed count needs `ridestream reset` and a replay",
+				cfg.InputTopic, t.Sources, cfg.Prefix, pc.Have)
+		}
+		return nil, err
+	}
+	t.ClockKeys = ClockKeys(t.Sources)
+	t.keyIndex = make(map[string]int32, len(t.ClockKeys))
+	for p, k := range t.ClockKeys {
+		t.keyIndex[k] = int32(p)
+	}
+	return t, nil
+}
