@@ -71,7 +71,7 @@ type WindowMsg struct {
 
 // ZoneAgg is one pickup zone's running sums in a window.
 type ZoneAgg struct {
-	Zone                                     int32
+	Zone                                    int32
 	Trips, Cents, DistCenti, TipCents, Pass int64
 }
 

@@ -49,23 +49,32 @@ func (e *ErrGroupActive) Error() string {
 	return fmt.Sprintf("consumer group %s has active members: stop its processors first (or --force)", e.Group)
 }
 
-// Reset deletes the plan's groups and topics, refusing active groups unless
-// force, and waits until the topics are gone so they can be created afresh.
-func Reset(brokers []string, plan ResetPlan, force bool) error {
+// Reset deletes the plan's groups and topics and waits until the topics are
+// gone so they can be created afresh. A group with members is refused unless
+// force; a static member of a stopped processor stays registered until its
+// session times out, so Reset first waits up to wait for members to go.
+func Reset(brokers []string, plan ResetPlan, force bool, wait time.Duration) error {
 	admin, err := sarama.NewClusterAdmin(brokers, kafka.NewConfig("ridestream-reset"))
 	if err != nil {
 		return fmt.Errorf("connect to %v: %w", brokers, err)
 	}
 	defer admin.Close()
-	if len(plan.Groups) > 0 {
+	for until := time.Now().Add(wait); len(plan.Groups) > 0 && !force; time.Sleep(500 * time.Millisecond) {
 		desc, err := admin.DescribeConsumerGroups(plan.Groups)
 		if err != nil {
 			return fmt.Errorf("describe consumer groups: %w", err)
 		}
+		var active error
 		for _, d := range desc {
-			if len(d.Members) > 0 && !force {
-				return &ErrGroupActive{Group: d.GroupId}
+			if len(d.Members) > 0 {
+				active = &ErrGroupActive{Group: d.GroupId}
 			}
+		}
+		if active == nil {
+			break
+		}
+		if time.Now().After(until) {
+			return active
 		}
 	}
 	for _, g := range plan.Groups {

@@ -4,28 +4,28 @@
 //
 // Three goka processors, each a consumer group that scales out by partitions:
 //
-//	rides ──route──▶ <p>-clock ──clock──▶ <p>-clock-table (changelog = clock output)
-//	                                           │
-//	      ┌────────────────route◀──────────────┘
-//	      ▼
-//	<p>-windows ──windows──▶ <p>-finals     (route also writes <p>-late, <p>-rejected)
+//		rides ──route──▶ <p>-clock ──clock──▶ <p>-clock-table (changelog = clock output)
+//		                                           │
+//		      ┌────────────────route◀──────────────┘
+//		      ▼
+//		<p>-windows ──windows──▶ <p>-finals     (route also writes <p>-late, <p>-rejected)
 //
-//   - route (stateless) decodes each input record and forwards it, keyed by
-//     its source partition, to the clock topic; undecodable records go to the
-//     rejected topic. It also reads the clock table's changelog and fans each
-//     clock output out: on-time rides to their (window, shard) key, late rides
-//     to the late topic, close markers to every shard of each closed window.
-//   - clock keeps per source partition the stream time ST(p) and the last
-//     applied offset, and decides on-time, late or too far ahead. Its only
-//     write is its table value, which carries the record's output: state and
-//     output commit in one Kafka record, so a crash can never apply one
-//     without the other, and redelivered records (offset ≤ last applied) are
-//     skipped without re-deriving anything.
-//   - windows keeps per (window, shard) the zone sums, per source the last
-//     applied ride offset and whether its close marker arrived. When every
-//     source partition has closed the window it emits one final row per zone
-//     to the finals topic; a redelivered finalizing marker re-emits the same
-//     rows, and the sink stores each (window, zone) once.
+//	  - route (stateless) decodes each input record and forwards it, keyed by
+//	    its source partition, to the clock topic; undecodable records go to the
+//	    rejected topic. It also reads the clock table's changelog and fans each
+//	    clock output out: on-time rides to their (window, shard) key, late rides
+//	    to the late topic, close markers to every shard of each closed window.
+//	  - clock keeps per source partition the stream time ST(p) and the last
+//	    applied offset, and decides on-time, late or too far ahead. Its only
+//	    write is its table value, which carries the record's output: state and
+//	    output commit in one Kafka record, so a crash can never apply one
+//	    without the other, and redelivered records (offset ≤ last applied) are
+//	    skipped without re-deriving anything.
+//	  - windows keeps per (window, shard) the zone sums, per source the last
+//	    applied ride offset and whether its close marker arrived. When every
+//	    source partition has closed the window it emits one final row per zone
+//	    to the finals topic; a redelivered finalizing marker re-emits the same
+//	    rows, and the sink stores each (window, zone) once.
 //
 // Close markers travel the same path as rides (same key, same partition,
 // same producer order), so a window never finalizes before a ride that was
@@ -113,7 +113,7 @@ func (c Config) Validate() error {
 // Names of a pipeline's topics and groups.
 type Names struct {
 	Input, Clock, ClockTable, Windows, WindowsTable, Finals, Late, Rejected string
-	RouteGroup, ClockGroup, WindowsGroup                                     string
+	RouteGroup, ClockGroup, WindowsGroup                                    string
 }
 
 // NamesFor derives the names from the prefix.

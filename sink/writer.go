@@ -67,8 +67,8 @@ type chunk struct {
 }
 
 type finalRow struct {
-	start, end                                      time.Time
-	zone                                            int32
+	start, end                                    time.Time
+	zone                                          int32
 	trips, cents, distCenti, tipCents, passengers int64
 }
 

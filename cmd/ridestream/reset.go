@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -21,6 +22,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	prefix := fs.String("prefix", "ridestream", "the pipeline whose groups and topics to delete")
 	dry := fs.Bool("dry-run", false, "only list what would be deleted")
 	force := fs.Bool("force", false, "delete consumer groups even while they have active members")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for members of stopped processors to leave before refusing")
 	pg := fs.String("postgres", "none", "PostgreSQL outputs to clear too: none, finals (hourly_revenue), or all (every table)")
 	dbURL := databaseFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
@@ -64,7 +66,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout, "dry run: nothing deleted")
 		return nil
 	}
-	if err := processors.Reset(bs, plan, *force); err != nil {
+	if err := processors.Reset(bs, plan, *force, *wait); err != nil {
 		return err
 	}
 	if scope != sink.ResetNone {

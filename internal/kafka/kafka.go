@@ -34,7 +34,7 @@ func NewConfig(clientID string) *sarama.Config {
 	c.Producer.Compression = sarama.CompressionNone
 	c.Producer.Flush.Bytes = 256 << 10
 	c.Producer.Flush.Frequency = 5 * time.Millisecond
-	c.Producer.MaxMessageBytes = 2 << 20
+	c.Producer.MaxMessageBytes = 1000000
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Fetch.Default = 1 << 20
 	return c

@@ -1,0 +1,298 @@
+package processors_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/model"
+	"github.com/ridestream/ridestream/internal/testenv"
+	"github.com/ridestream/ridestream/internal/window"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+const horizon = 24 * time.Hour
+
+// workload is the window issue's acceptance workload: 200,000 rides over 8
+// partitions and 24 event-hours, ~5% out of order within the lateness, ~1%
+// late beyond it, partitions 6 and 7 idle for the second half and released
+// only by the closing heartbeats, and malformed messages.
+func workload(seed uint64) generate.Config {
+	return generate.Config{Seed: seed, Rides: 200_000, Partitions: 8, Hours: 24, OutOfOrder: 0.05, Late: 0.01,
+		Malformed: 0.005, Lateness: 5 * time.Minute, IdlePartitions: 2, IdleAfter: 0.5, Heartbeats: true}
+}
+
+type pipeline struct {
+	env     *testenv.Env
+	topic   string
+	prefix  string
+	dbURL   string
+	pool    *pgxpool.Pool
+	parts   [][][]byte
+	want    model.Result
+	finals  map[model.FinalKey]model.FinalRow
+	total   int64
+	spec    window.Spec
+	started time.Time
+}
+
+func newPipeline(t *testing.T, w generate.Config) *pipeline {
+	env := testenv.Get(t)
+	p := &pipeline{env: env, spec: window.DefaultSpec(), total: int64(w.Count())}
+	p.topic = env.NewTopic(t, w.Partitions)
+	p.prefix = strings.ReplaceAll(p.topic, "rides_", "rs_")
+	p.dbURL = env.NewDatabase(t)
+	pool, err := pgxpool.New(context.Background(), p.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	p.pool = pool
+	p.parts = make([][][]byte, w.Partitions)
+	for m := range w.All {
+		p.parts[m.Partition] = append(p.parts[m.Partition], m.Value)
+	}
+	p.want = model.Run(p.spec, p.parts)
+	p.finals = model.Finals(p.spec, horizon, p.parts, p.want)
+	n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.topic, Total: w.Count()}, w.All)
+	if err != nil || n != w.Count() {
+		t.Fatalf("produced %d of %d: %v", n, w.Count(), err)
+	}
+	return p
+}
+
+func (p *pipeline) processArgs(instance string) []string {
+	return []string{"process", "--brokers", strings.Join(p.env.Brokers, ","), "--topic", p.topic, "--prefix", p.prefix,
+		"--instance-id", instance, "--session-timeout", "6s", "--finality-horizon", horizon.String()}
+}
+
+func (p *pipeline) sinkArgs() []string {
+	return []string{"sink", "--brokers", strings.Join(p.env.Brokers, ","), "--topic", p.topic, "--finals-topic", p.prefix + "-finals",
+		"--group", p.prefix + "-sink", "--database-url", p.dbURL, "--instance-id", "sink-0", "--session-timeout", "6s"}
+}
+
+// counts returns records applied from the input and final rows stored.
+func (p *pipeline) counts(t *testing.T) (applied, finals int64) {
+	t.Helper()
+	err := p.pool.QueryRow(context.Background(), `SELECT
+		coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0),
+		(SELECT count(*) FROM hourly_revenue)`, p.topic).Scan(&applied, &finals)
+	if err != nil && !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("counts: %v", err)
+	}
+	return applied, finals
+}
+
+// waitDone waits until every input record and every expected final row is in
+// PostgreSQL.
+func (p *pipeline) waitDone(t *testing.T, timeout time.Duration, procs ...*testenv.Proc) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		applied, finals := p.counts(t)
+		if applied == p.total && finals >= int64(len(p.finals)) {
+			return time.Since(p.started)
+		}
+		if time.Now().After(deadline) {
+			var logs strings.Builder
+			for _, pr := range procs {
+				fmt.Fprintf(&logs, "--- %s (exited %v)\n%s\n", pr.Cmd.Args[1], pr.Exited(), pr.Tail(3000))
+			}
+			t.Fatalf("after %v: %d of %d records applied, %d of %d final rows\n%s", timeout, applied, p.total, finals, len(p.finals), logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// verifyFinals compares hourly_revenue with the model's finals row for row.
+func (p *pipeline) verifyFinals(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := p.pool.Query(ctx, `SELECT window_start, window_end, pu_location_id, num_trips, (total_revenue*100)::bigint,
+		(total_distance*100)::bigint, (total_tips*100)::bigint, total_passengers FROM hourly_revenue`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[model.FinalKey]model.FinalRow{}
+	for rows.Next() {
+		var ws, we time.Time
+		var f model.FinalRow
+		if err := rows.Scan(&ws, &we, &f.Zone, &f.Trips, &f.Cents, &f.DistCenti, &f.TipCents, &f.Passengers); err != nil {
+			t.Fatal(err)
+		}
+		f.WindowStart, f.WindowEnd = ws.UnixMilli(), we.UnixMilli()
+		got[model.FinalKey{WindowStart: f.WindowStart, Zone: f.Zone}] = f
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	bad := 0
+	for k, w := range p.finals {
+		if g, ok := got[k]; !ok || g != w {
+			if bad++; bad <= 5 {
+				t.Errorf("final %s zone %d: got %+v (present %v), model %+v", time.UnixMilli(k.WindowStart).UTC(), k.Zone, g, ok, w)
+			}
+		}
+	}
+	for k := range got {
+		if _, ok := p.finals[k]; !ok {
+			if bad++; bad <= 10 {
+				t.Errorf("final %s zone %d is not final in the model", time.UnixMilli(k.WindowStart).UTC(), k.Zone)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d final rows differ from the model (%d rows, model %d)", bad, len(got), len(p.finals))
+	}
+	var onTime, late, raw int64
+	for _, r := range p.want.Rides {
+		if r.Late {
+			late++
+		} else {
+			onTime++
+		}
+	}
+	var trips int64
+	for _, f := range p.finals {
+		trips += f.Trips
+	}
+	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM rides`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if onTime+late != raw || trips != onTime {
+		t.Errorf("identity: on-time %d + late %d != raw %d, or final trips %d != on-time %d", onTime, late, raw, trips, onTime)
+	}
+	windows := map[int64]bool{}
+	for k := range p.finals {
+		windows[k.WindowStart] = true
+	}
+	t.Logf("hourly_revenue equals the model: %d rows over %d final windows, %d trips; %d late rides, %d rejected",
+		len(p.finals), len(windows), trips, late, len(p.want.Rejected))
+}
+
+// verifyRawAndLate compares raw rides, late rides and rejected input with the model.
+func (p *pipeline) verifyRawAndLate(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	var rides, late, rejected, read, heartbeats int64
+	err := p.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rides), (SELECT count(*) FROM late_rides),
+		(SELECT count(*) FROM rejected_input), (SELECT sum(next_offset) FROM sink_progress WHERE topic = $1),
+		(SELECT sum(heartbeats) FROM sink_progress WHERE topic = $1)`, p.topic).Scan(&rides, &late, &rejected, &read, &heartbeats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rides != int64(len(p.want.Rides)) || late != int64(len(p.want.Late)) || rejected != int64(len(p.want.Rejected)) ||
+		heartbeats != int64(p.want.Heartbeats) || read != rides+rejected+heartbeats {
+		t.Errorf("tables: rides %d late %d rejected %d heartbeats %d read %d; model %d %d %d %d",
+			rides, late, rejected, heartbeats, read, len(p.want.Rides), len(p.want.Late), len(p.want.Rejected), p.want.Heartbeats)
+	}
+	rows, err := p.pool.Query(ctx, `SELECT src_partition, src_offset, window_start FROM late_rides`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k model.Key
+		var ws time.Time
+		if err := rows.Scan(&k.Partition, &k.Offset, &ws); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := p.want.Late[k]; !ok || m.WindowStart != ws.UnixMilli() {
+			t.Errorf("late ride p%d@%d not late in the model", k.Partition, k.Offset)
+		}
+	}
+}
+
+// checksum is an ordered digest of the deterministic columns of hourly_revenue.
+func (p *pipeline) checksum(t *testing.T) string {
+	t.Helper()
+	var sum string
+	err := p.pool.QueryRow(context.Background(), `SELECT md5(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', window_start, window_end,
+		pu_location_id, num_trips, total_revenue, total_distance, total_tips, total_passengers), E'\n'
+		ORDER BY window_start, pu_location_id)) FROM hourly_revenue`).Scan(&sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// TestFinalsMatchModel runs one processor and one sink process over the
+// acceptance workload, checks every table against the model, then resets
+// the pipeline and replays: the final table must be byte-identical.
+func TestFinalsMatchModel(t *testing.T) {
+	w := workload(21)
+	p := newPipeline(t, w)
+	p.started = time.Now()
+	proc := testenv.StartProc(t, "process.log", p.processArgs("proc-0")...)
+	snk := testenv.StartProc(t, "sink.log", p.sinkArgs()...)
+	el := p.waitDone(t, 5*time.Minute, proc, snk)
+	t.Logf("end to end on %s: %d records to raw rows and %d final rows in %v = %.0f rides/s",
+		p.env.BrokerKind, p.total, len(p.finals), el.Round(time.Millisecond), float64(w.Rides)/el.Seconds())
+	time.Sleep(time.Second) // a late duplicate or stray final would show up now
+	p.verifyFinals(t)
+	p.verifyRawAndLate(t)
+	first := p.checksum(t)
+
+	// Full reset and replay.
+	if err := proc.Stop(30 * time.Second); err != nil {
+		t.Fatalf("processor did not stop on SIGTERM: %v", err)
+	}
+	if err := snk.Stop(30 * time.Second); err != nil {
+		t.Fatalf("sink did not stop on SIGTERM: %v", err)
+	}
+	reset := testenv.StartProc(t, "reset.log", "reset", "--brokers", strings.Join(p.env.Brokers, ","), "--topic", p.topic,
+		"--prefix", p.prefix, "--postgres", "finals", "--database-url", p.dbURL)
+	if err := reset.Wait(); err != nil {
+		t.Fatalf("reset: %v\n%s", err, reset.Tail(3000))
+	}
+	if _, finals := p.counts(t); finals != 0 {
+		t.Fatalf("reset left %d final rows", finals)
+	}
+	p.started = time.Now()
+	proc = testenv.StartProc(t, "process2.log", p.processArgs("proc-0")...)
+	snk = testenv.StartProc(t, "sink2.log", p.sinkArgs()...)
+	el = p.waitDone(t, 5*time.Minute, proc, snk)
+	time.Sleep(time.Second)
+	p.verifyFinals(t)
+	if second := p.checksum(t); second != first {
+		t.Fatalf("replay changed the final table: checksum %s, first run %s", second, first)
+	}
+	t.Logf("reset + replay in %v: byte-identical final table (md5 %s)", el.Round(time.Millisecond), first)
+}
+
+// TestFinalsUnderSIGKILL runs two processor instances and kills them at
+// random moments at least ten times; the tables must still equal the model.
+func TestFinalsUnderSIGKILL(t *testing.T) {
+	w := workload(22)
+	p := newPipeline(t, w)
+	p.started = time.Now()
+	procs := []*testenv.Proc{
+		testenv.StartProc(t, "process-a.log", p.processArgs("proc-a")...),
+		testenv.StartProc(t, "process-b.log", p.processArgs("proc-b")...),
+	}
+	snk := testenv.StartProc(t, "sink.log", p.sinkArgs()...)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
+	kills := 0
+	for kills < 10 {
+		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
+		applied, finals := p.counts(t)
+		i := rng.IntN(2)
+		procs[i].Kill()
+		kills++
+		t.Logf("SIGKILL %d of processor %d at %v (%d/%d records in raw, %d/%d finals)", kills, i,
+			time.Since(p.started).Round(time.Millisecond), applied, p.total, finals, len(p.finals))
+		procs[i] = testenv.StartProc(t, fmt.Sprintf("process-%d-%d.log", i, kills), p.processArgs([]string{"proc-a", "proc-b"}[i])...)
+	}
+	el := p.waitDone(t, 8*time.Minute, append(procs, snk)...)
+	t.Logf("%d SIGKILLs; all finals in after %v", kills, el.Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	p.verifyFinals(t)
+	p.verifyRawAndLate(t)
+}
