@@ -44,9 +44,11 @@ type pipeline struct {
 	started time.Time
 }
 
-func newPipeline(t *testing.T, w generate.Config) *pipeline {
+// newPipeline makes a topic, a database and the model's answer, and produces
+// the workload at rate messages/s (0: at once); produced closes when done.
+func newPipeline(t *testing.T, w generate.Config, rate float64) (p *pipeline, produced chan struct{}) {
 	env := testenv.Get(t)
-	p := &pipeline{env: env, spec: window.DefaultSpec(), total: int64(w.Count())}
+	p = &pipeline{env: env, spec: window.DefaultSpec(), total: int64(w.Count())}
 	p.topic = env.NewTopic(t, w.Partitions)
 	p.prefix = strings.ReplaceAll(p.topic, "rides_", "rs_")
 	p.dbURL = env.NewDatabase(t)
@@ -62,11 +64,18 @@ func newPipeline(t *testing.T, w generate.Config) *pipeline {
 	}
 	p.want = model.Run(p.spec, p.parts)
 	p.finals = model.Finals(p.spec, horizon, p.parts, p.want)
-	n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.topic, Total: w.Count()}, w.All)
-	if err != nil || n != w.Count() {
-		t.Fatalf("produced %d of %d: %v", n, w.Count(), err)
+	produced = make(chan struct{})
+	go func() {
+		defer close(produced)
+		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.topic, Rate: rate, Total: w.Count()}, w.All)
+		if err != nil || n != w.Count() {
+			t.Errorf("produced %d of %d: %v", n, w.Count(), err)
+		}
+	}()
+	if rate == 0 {
+		<-produced
 	}
-	return p
+	return p, produced
 }
 
 func (p *pipeline) processArgs(instance string) []string {
@@ -228,7 +237,7 @@ func (p *pipeline) checksum(t *testing.T) string {
 // the pipeline and replays: the final table must be byte-identical.
 func TestFinalsMatchModel(t *testing.T) {
 	w := workload(21)
-	p := newPipeline(t, w)
+	p, _ := newPipeline(t, w, 0)
 	p.started = time.Now()
 	proc := testenv.StartProc(t, "process.log", p.processArgs("proc-0")...)
 	snk := testenv.StartProc(t, "sink.log", p.sinkArgs()...)
@@ -271,7 +280,7 @@ func TestFinalsMatchModel(t *testing.T) {
 // random moments at least ten times; the tables must still equal the model.
 func TestFinalsUnderSIGKILL(t *testing.T) {
 	w := workload(22)
-	p := newPipeline(t, w)
+	p, produced := newPipeline(t, w, 12_000) // about 17 s of input
 	p.started = time.Now()
 	procs := []*testenv.Proc{
 		testenv.StartProc(t, "process-a.log", p.processArgs("proc-a")...),
@@ -281,8 +290,11 @@ func TestFinalsUnderSIGKILL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	kills := 0
 	for kills < 10 {
-		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
+		time.Sleep(time.Duration(300+rng.IntN(1500)) * time.Millisecond)
 		applied, finals := p.counts(t)
+		if finals >= int64(len(p.finals)) {
+			t.Fatalf("the run finished after %d kills; it must be killed at least 10 times mid-run", kills)
+		}
 		i := rng.IntN(2)
 		procs[i].Kill()
 		kills++
@@ -290,6 +302,7 @@ func TestFinalsUnderSIGKILL(t *testing.T) {
 			time.Since(p.started).Round(time.Millisecond), applied, p.total, finals, len(p.finals))
 		procs[i] = testenv.StartProc(t, fmt.Sprintf("process-%d-%d.log", i, kills), p.processArgs([]string{"proc-a", "proc-b"}[i])...)
 	}
+	<-produced
 	el := p.waitDone(t, 8*time.Minute, append(procs, snk)...)
 	t.Logf("%d SIGKILLs; all finals in after %v", kills, el.Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
