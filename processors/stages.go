@@ -134,14 +134,33 @@ func ClockStep(spec window.Spec, horizon time.Duration, st ClockState, in ClockI
 	return next
 }
 
+// Routed is one message route sends to a window shard.
+type Routed struct {
+	Key string
+	Msg WindowMsg
+}
+
+// Fanout returns the window messages of one clock output: its on-time ride,
+// then a close marker for every shard of every window it closed.
+func (t *Topology) Fanout(st *ClockState) []Routed {
+	var out []Routed
+	if st.Out == OutOnTime {
+		out = append(out, Routed{WindowKey(st.WindowStart, t.Shard(st.Ride.Zone)),
+			WindowMsg{Src: st.Src, Offset: st.LastOffset, WindowStart: st.WindowStart, Ride: st.Ride}})
+	}
+	for w := st.CloseFrom; w < st.CloseTo; w = t.Window.End(w) {
+		for s := 0; s < t.Shards; s++ {
+			out = append(out, Routed{WindowKey(w, s), WindowMsg{Marker: true, Src: st.Src, Offset: st.LastOffset, WindowStart: w}})
+		}
+	}
+	return out
+}
+
 // routeClockOutput fans one clock output out.
 func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 	st := msg.(*ClockState)
 	src := st.Src
 	switch st.Out {
-	case OutOnTime:
-		ctx.Emit(goka.Stream(t.Windows), WindowKey(st.WindowStart, t.Shard(st.Ride.Zone)),
-			WindowMsg{Src: src, Offset: st.LastOffset, WindowStart: st.WindowStart, Ride: st.Ride})
 	case OutLate:
 		end := t.Window.End(st.WindowStart)
 		out, _ := json.Marshal(Late{Partition: src, Offset: st.LastOffset, PickupMs: st.EventMs, Zone: st.Ride.Zone,
@@ -154,10 +173,8 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 			msTime(st.EventMs), t.Window.MaxFutureSkew, msTime(st.STBefore))})
 		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], out)
 	}
-	for w := st.CloseFrom; w < st.CloseTo; w = t.Window.End(w) {
-		for s := 0; s < t.Shards; s++ {
-			ctx.Emit(goka.Stream(t.Windows), WindowKey(w, s), WindowMsg{Marker: true, Src: src, Offset: st.LastOffset, WindowStart: w})
-		}
+	for _, r := range t.Fanout(st) {
+		ctx.Emit(goka.Stream(t.Windows), r.Key, r.Msg)
 	}
 }
 
@@ -190,46 +207,82 @@ type Final struct {
 // windows applies rides and close markers to one (window, shard).
 func (t *Topology) windows(ctx goka.Context, msg any) {
 	m := msg.(WindowMsg)
-	if m.Src < 0 || m.Src >= t.Sources {
-		ctx.Fail(fmt.Errorf("windows: source partition %d outside the input's %d partitions", m.Src, t.Sources))
-	}
 	var st *WindowState
 	if v := ctx.Value(); v != nil {
 		st = v.(*WindowState)
-	} else {
-		st = &WindowState{WindowStart: m.WindowStart, WindowEnd: t.Window.End(m.WindowStart),
-			LastRide: slices.Repeat([]int64{-1}, int(t.Sources)), Closed: make([]bool, t.Sources)}
 	}
-	if len(st.LastRide) != int(t.Sources) {
-		ctx.Fail(fmt.Errorf("windows: state of %s was built for %d input partitions, the input has %d: reset and replay",
-			ctx.Key(), len(st.LastRide), t.Sources))
+	next, effect, err := WindowStep(t.Window, t.Sources, st, m)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("windows %s: %w", ctx.Key(), err))
+	}
+	switch effect {
+	case EffectRideAfterFinal:
+		t.Logger.Error("ride arrived after its window was final; it is not counted",
+			"window", msTime(next.WindowStart), "partition", m.Src, "offset", m.Offset)
+	case EffectFinal:
+		t.emitFinals(ctx, next)
+	case EffectReemit:
+		t.emitFinals(ctx, next) // the finalizing message again: its emits may have been lost
+	}
+	if effect == EffectApplied || effect == EffectFinal {
+		ctx.SetValue(next)
+	}
+}
+
+// Effects of WindowStep.
+const (
+	EffectNone           = iota // a duplicate: nothing to do
+	EffectApplied               // state changed
+	EffectFinal                 // state changed and the window became final: emit its rows
+	EffectReemit                // the finalizing marker again: emit the same rows again
+	EffectRideAfterFinal        // a ride after finality: a broken upstream order, not counted
+)
+
+// WindowStep is the window stage's pure transition for one message.
+func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (*WindowState, int, error) {
+	if m.Src < 0 || m.Src >= sources {
+		return st, EffectNone, fmt.Errorf("source partition %d outside the input's %d partitions", m.Src, sources)
+	}
+	if st == nil {
+		st = &WindowState{WindowStart: m.WindowStart, WindowEnd: spec.End(m.WindowStart),
+			LastRide: slices.Repeat([]int64{-1}, int(sources)), Closed: make([]bool, sources)}
+	} else {
+		st = st.clone()
+	}
+	if len(st.LastRide) != int(sources) {
+		return st, EffectNone, fmt.Errorf("state was built for %d input partitions, the input has %d: reset and replay", len(st.LastRide), sources)
 	}
 	if !m.Marker {
 		if m.Offset <= st.LastRide[m.Src] {
-			return // duplicate after a crash upstream
+			return st, EffectNone, nil
 		}
 		if st.Final {
-			t.Logger.Error("ride arrived after its window was final; it is not counted",
-				"window", msTime(st.WindowStart), "partition", m.Src, "offset", m.Offset)
-			return
+			return st, EffectRideAfterFinal, nil
 		}
 		st.add(m.Ride)
 		st.LastRide[m.Src] = m.Offset
-		ctx.SetValue(st)
-		return
+		return st, EffectApplied, nil
 	}
 	if st.Closed[m.Src] {
 		if st.Final && st.FinalSrc == m.Src && st.FinalOffset == m.Offset {
-			t.emitFinals(ctx, st) // the finalizing message again: its emits may be lost
+			return st, EffectReemit, nil
 		}
-		return
+		return st, EffectNone, nil
 	}
 	st.Closed[m.Src] = true
 	if !slices.Contains(st.Closed, false) {
 		st.Final, st.FinalSrc, st.FinalOffset = true, m.Src, m.Offset
-		t.emitFinals(ctx, st)
+		return st, EffectFinal, nil
 	}
-	ctx.SetValue(st)
+	return st, EffectApplied, nil
+}
+
+func (s *WindowState) clone() *WindowState {
+	c := *s
+	c.Zones = slices.Clone(s.Zones)
+	c.LastRide = slices.Clone(s.LastRide)
+	c.Closed = slices.Clone(s.Closed)
+	return &c
 }
 
 func (s *WindowState) add(a Amounts) {

@@ -16,7 +16,9 @@ import (
 	"github.com/ridestream/ridestream/internal/broker"
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/pgserver"
+	"github.com/ridestream/ridestream/processors"
 	"github.com/ridestream/ridestream/sink"
 )
 
@@ -41,7 +43,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	w := generate.Config{Seed: *seed, Rides: *rides, Partitions: int32(*partitions), Hours: *hours,
-		OutOfOrder: 0.05, Late: 0.01, Malformed: 0.005, Lateness: ws.Lateness, Heartbeats: true}
+		OutOfOrder: 0.05, Late: 0.01, Malformed: 0.005, Lateness: ws.Lateness, Heartbeats: true,
+		IdlePartitions: 1, IdleAfter: 0.75}
 	if err := w.Validate(); err != nil {
 		return err
 	}
@@ -71,44 +74,58 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := ensureTopic(brokers, DefaultTopic, w.Partitions, 1); err != nil {
 		return err
 	}
-	say("producing %d rides over %d event-hours to %d partitions, ~5%% out of order, ~1%% late, %d malformed, one closing heartbeat per partition",
-		w.Rides, w.Hours, w.Partitions, w.MalformedCount())
+	say("producing %d rides over %d event-hours to %d partitions: ~5%% out of order within the %v lateness, ~1%% late beyond it, %d malformed;\n    partition %d goes idle for the last quarter, and one heartbeat per partition at the end releases the last windows",
+		w.Rides, w.Hours, w.Partitions, ws.Lateness, w.MalformedCount(), w.Partitions-1)
 	produced, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: brokers, Topic: DefaultTopic, Total: w.Count(), Logger: log}, w.All)
 	if err != nil {
 		return err
 	}
 
-	say("running the sink until every message is committed in PostgreSQL")
+	parts := make([][][]byte, w.Partitions)
+	for m := range w.All {
+		parts[m.Partition] = append(parts[m.Partition], m.Value)
+	}
+	horizon := 24 * time.Hour
+	want := model.Finals(ws, horizon, parts, model.Run(ws, parts))
+
+	say("running the goka processors (route, clock, windows) and the sink until every ride and every final window is in PostgreSQL")
 	start := time.Now()
-	sinkCtx, stopSink := context.WithCancel(ctx)
+	top, err := processors.Setup(processors.Config{Brokers: brokers, InputTopic: DefaultTopic, Window: ws, Horizon: horizon, Logger: log})
+	if err != nil {
+		return err
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
 	var g errgroup.Group
+	g.Go(func() error { return processors.Run(runCtx, top, nil) })
 	g.Go(func() error {
-		return sink.Run(sinkCtx, sink.Config{Brokers: brokers, Topic: DefaultTopic, DatabaseURL: pg.URL, Window: ws, Logger: log})
+		return sink.Run(runCtx, sink.Config{Brokers: brokers, Topic: DefaultTopic, FinalsTopic: top.Finals, DatabaseURL: pg.URL, Window: ws, Logger: log})
 	})
 	pool, err := pgxpool.New(ctx, pg.URL)
 	if err != nil {
-		stopSink()
+		stopRun()
 		return errors.Join(err, g.Wait())
 	}
 	defer pool.Close()
-	waitErr := waitApplied(ctx, pool, DefaultTopic, int64(produced), generate.NewProgress(log, "sink", produced, 2*time.Second))
-	stopSink()
+	waitErr := waitDone(ctx, pool, DefaultTopic, int64(produced), int64(len(want)), generate.NewProgress(log, "pipeline", produced, 2*time.Second))
+	stopRun()
 	if err := errors.Join(waitErr, g.Wait()); err != nil {
 		return err
 	}
 	el := time.Since(start)
-	say("sink committed %d messages in %v (%.0f messages/s, exactly once, offsets stored with the rows)", produced, el.Round(time.Millisecond), float64(produced)/el.Seconds())
-	return report(ctx, pool, stdout)
+	say("done in %v: %d messages through the processors and the sink (%.0f rides/s end to end)", el.Round(time.Millisecond), produced, float64(w.Rides)/el.Seconds())
+	return report(ctx, pool, stdout, len(want))
 }
 
-// waitApplied polls sink progress until total records applied reach want.
-func waitApplied(ctx context.Context, pool *pgxpool.Pool, topic string, want int64, progress *generate.Progress) error {
+// waitDone polls PostgreSQL until every input record is applied and the
+// reference model's number of final rows is in hourly_revenue.
+func waitDone(ctx context.Context, pool *pgxpool.Pool, topic string, records, finals int64, progress *generate.Progress) error {
 	for {
-		var got int64
-		err := pool.QueryRow(ctx, `SELECT coalesce(sum(rides + rejected + heartbeats), 0) FROM sink_progress WHERE topic = $1`, topic).Scan(&got)
+		var got, gotFinals int64
+		err := pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0),
+			(SELECT count(*) FROM hourly_revenue)`, topic).Scan(&got, &gotFinals)
 		if err == nil {
 			progress.Update(int(got))
-			if got >= want {
+			if got >= records && gotFinals >= finals {
 				progress.Done(int(got))
 				return nil
 			}
@@ -122,7 +139,7 @@ func waitApplied(ctx context.Context, pool *pgxpool.Pool, topic string, want int
 }
 
 // report prints what PostgreSQL holds now.
-func report(ctx context.Context, pool *pgxpool.Pool, out io.Writer) error {
+func report(ctx context.Context, pool *pgxpool.Pool, out io.Writer, modelFinals int) error {
 	var rides, late, rejected, heartbeats int64
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rides), (SELECT count(*) FROM rides WHERE is_late),
 		(SELECT count(*) FROM rejected_input), (SELECT coalesce(sum(heartbeats),0) FROM sink_progress)`).Scan(&rides, &late, &rejected, &heartbeats); err != nil {
@@ -134,10 +151,20 @@ func report(ctx context.Context, pool *pgxpool.Pool, out io.Writer) error {
 	if err := table(ctx, pool, out, `SELECT count(*) AS messages, left(error, 90) AS reason FROM rejected_input GROUP BY 2 ORDER BY 1 DESC, 2 LIMIT 8`); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nHourly revenue over what exists so far: on-time raw rides grouped by window (table rides).")
-	fmt.Fprintln(out, "These are provisional sums from raw rides, not yet the finalized hourly_revenue table.")
+	fmt.Fprintln(out, "\nLate rides (table late_rides): counted in no window, each with the window it missed and by how much; a sample:")
+	if err := table(ctx, pool, out, `SELECT src_partition AS p, src_offset AS "offset", to_char(pickup_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS pickup_utc,
+		to_char(window_start AT TIME ZONE 'UTC', 'MM-DD HH24:MI') AS missed_window, late_by::text AS late_by
+		FROM late_rides ORDER BY src_partition, src_offset LIMIT 5`); err != nil {
+		return err
+	}
+	var rows, windows int64
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT window_start) FROM hourly_revenue`).Scan(&rows, &windows); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nFinalized hourly revenue (table hourly_revenue: %d rows over %d windows, the reference model expects %d rows),\n", rows, windows, modelFinals)
+	fmt.Fprintln(out, "with the tutorial's query: SELECT window_start, sum(num_trips), round(sum(total_revenue)::numeric,2) FROM hourly_revenue GROUP BY 1 ORDER BY 1")
 	return table(ctx, pool, out, `SELECT to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS window_start_utc,
-		count(*) AS num_trips, sum(total_amount)::text AS total_revenue FROM rides WHERE NOT is_late GROUP BY window_start ORDER BY window_start`)
+		sum(num_trips)::bigint AS num_trips, round(sum(total_revenue)::numeric, 2)::text AS total_revenue FROM hourly_revenue GROUP BY window_start ORDER BY window_start`)
 }
 
 // table prints a query's result as aligned columns.
