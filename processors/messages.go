@@ -278,16 +278,17 @@ func (clockInCodec) Encode(v any) ([]byte, error) {
 }
 func (clockInCodec) Decode(b []byte) (any, error) { return decodeClockIn(b) }
 
-type clockStateCodec struct{}
+// ClockStateCodec is the goka codec of the clock table, for views.
+type ClockStateCodec struct{}
 
-func (clockStateCodec) Encode(v any) ([]byte, error) {
+func (ClockStateCodec) Encode(v any) ([]byte, error) {
 	s, ok := v.(*ClockState)
 	if !ok {
 		return nil, fmt.Errorf("clock state codec: got %T", v)
 	}
 	return s.encode(), nil
 }
-func (clockStateCodec) Decode(b []byte) (any, error) { return decodeClockState(b) }
+func (ClockStateCodec) Decode(b []byte) (any, error) { return decodeClockState(b) }
 
 type windowMsgCodec struct{}
 
@@ -300,16 +301,17 @@ func (windowMsgCodec) Encode(v any) ([]byte, error) {
 }
 func (windowMsgCodec) Decode(b []byte) (any, error) { return decodeWindowMsg(b) }
 
-type windowStateCodec struct{}
+// WindowStateCodec is the goka codec of the window table, for views.
+type WindowStateCodec struct{}
 
-func (windowStateCodec) Encode(v any) ([]byte, error) {
+func (WindowStateCodec) Encode(v any) ([]byte, error) {
 	s, ok := v.(*WindowState)
 	if !ok {
 		return nil, fmt.Errorf("window state codec: got %T", v)
 	}
 	return s.encode(), nil
 }
-func (windowStateCodec) Decode(b []byte) (any, error) { return decodeWindowState(b) }
+func (WindowStateCodec) Decode(b []byte) (any, error) { return decodeWindowState(b) }
 
 // rawCodec passes JSON side outputs and input bytes through.
 type rawCodec struct{}

@@ -15,6 +15,8 @@ import (
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/testenv"
 	"github.com/ridestream/ridestream/internal/window"
+	"github.com/ridestream/ridestream/processors"
+	"github.com/ridestream/ridestream/views"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -219,6 +221,55 @@ func (p *pipeline) verifyRawAndLate(t *testing.T) {
 	}
 }
 
+// verifyView reads every final window back through a goka view: with the
+// murmur2 hasher the view must find every shard key the processors wrote.
+func (p *pipeline) verifyView(t *testing.T) {
+	t.Helper()
+	top, err := processors.Setup(processors.Config{Brokers: p.env.Brokers, InputTopic: p.topic, Prefix: p.prefix, Window: p.spec, Horizon: horizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := views.NewWindows(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("view run: %v", err)
+		}
+	}()
+	for deadline := time.Now().Add(time.Minute); !v.Recovered(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("view did not recover within a minute")
+		}
+	}
+	byWindow := map[int64][]model.FinalRow{}
+	for _, f := range p.finals {
+		byWindow[f.WindowStart] = append(byWindow[f.WindowStart], f)
+	}
+	for start, rows := range byWindow {
+		w, ok, err := v.Get(start)
+		if err != nil || !ok {
+			t.Fatalf("view: window %s not found (%v)", time.UnixMilli(start).UTC(), err)
+		}
+		if w.ShardsFound != top.Shards || !w.Final || len(w.Zones) != len(rows) {
+			t.Fatalf("view: window %s has %d of %d shards, final %v, %d zones (model %d)",
+				time.UnixMilli(start).UTC(), w.ShardsFound, top.Shards, w.Final, len(w.Zones), len(rows))
+		}
+		for _, z := range w.Zones {
+			f := p.finals[model.FinalKey{WindowStart: start, Zone: z.Zone}]
+			if z.Trips != f.Trips || z.Cents != f.Cents {
+				t.Fatalf("view: window %s zone %d has %d trips %d cents, model %d %d", time.UnixMilli(start).UTC(), z.Zone, z.Trips, z.Cents, f.Trips, f.Cents)
+			}
+		}
+	}
+	t.Logf("a goka view found all %d shard keys of each of %d final windows, with the model's sums", top.Shards, len(byWindow))
+}
+
 // checksum is an ordered digest of the deterministic columns of hourly_revenue.
 func (p *pipeline) checksum(t *testing.T) string {
 	t.Helper()
@@ -247,6 +298,7 @@ func TestFinalsMatchModel(t *testing.T) {
 	time.Sleep(time.Second) // a late duplicate or stray final would show up now
 	p.verifyFinals(t)
 	p.verifyRawAndLate(t)
+	p.verifyView(t)
 	first := p.checksum(t)
 
 	// Full reset and replay.

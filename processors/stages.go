@@ -28,7 +28,7 @@ var AllStages = []string{StageRoute, StageClock, StageWindows}
 func (t *Topology) RouteGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.RouteGroup),
 		goka.Input(goka.Stream(t.Input), rawCodec{}, t.routeInput),
-		goka.Input(goka.Stream(t.ClockTable), clockStateCodec{}, t.routeClockOutput),
+		goka.Input(goka.Stream(t.ClockTable), ClockStateCodec{}, t.routeClockOutput),
 		goka.Output(goka.Stream(t.Clock), clockInCodec{}),
 		goka.Output(goka.Stream(t.Windows), windowMsgCodec{}),
 		goka.Output(goka.Stream(t.Late), rawCodec{}),
@@ -40,7 +40,7 @@ func (t *Topology) RouteGraph() *goka.GroupGraph {
 func (t *Topology) ClockGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.ClockGroup),
 		goka.Input(goka.Stream(t.Clock), clockInCodec{}, t.clock),
-		goka.Persist(clockStateCodec{}),
+		goka.Persist(ClockStateCodec{}),
 	)
 }
 
@@ -48,7 +48,7 @@ func (t *Topology) ClockGraph() *goka.GroupGraph {
 func (t *Topology) WindowsGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.WindowsGroup),
 		goka.Input(goka.Stream(t.Windows), windowMsgCodec{}, t.windows),
-		goka.Persist(windowStateCodec{}),
+		goka.Persist(WindowStateCodec{}),
 		goka.Output(goka.Stream(t.Finals), rawCodec{}),
 	)
 }
