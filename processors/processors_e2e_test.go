@@ -33,24 +33,26 @@ func workload(seed uint64) generate.Config {
 }
 
 type pipeline struct {
-	env     *testenv.Env
-	topic   string
-	prefix  string
-	dbURL   string
-	pool    *pgxpool.Pool
-	parts   [][][]byte
-	want    model.Result
-	finals  map[model.FinalKey]model.FinalRow
-	total   int64
-	spec    window.Spec
-	started time.Time
+	env    *testenv.Env
+	topic  string
+	prefix string
+	dbURL  string
+	pool   *pgxpool.Pool
+	parts  [][][]byte
+	want   model.Result
+	finals map[model.FinalKey]model.FinalRow
+	total  int64
+	spec   window.Spec
+	// allFinal: the workload ends with heartbeats, so every window must be final.
+	allFinal bool
+	started  time.Time
 }
 
 // newPipeline makes a topic, a database and the model's answer, and produces
 // the workload at rate messages/s (0: at once); produced closes when done.
 func newPipeline(t *testing.T, w generate.Config, rate float64) (p *pipeline, produced chan struct{}) {
 	env := testenv.Get(t)
-	p = &pipeline{env: env, spec: window.DefaultSpec(), total: int64(w.Count())}
+	p = &pipeline{env: env, spec: window.DefaultSpec(), total: int64(w.Count()), allFinal: w.Heartbeats}
 	p.topic = env.NewTopic(t, w.Partitions)
 	p.prefix = strings.ReplaceAll(p.topic, "rides_", "rs_")
 	p.dbURL = env.NewDatabase(t)
@@ -163,11 +165,19 @@ func (p *pipeline) verifyFinals(t *testing.T) {
 	if bad > 0 {
 		t.Fatalf("%d final rows differ from the model (%d rows, model %d)", bad, len(got), len(p.finals))
 	}
-	var onTime, late, raw int64
+	windows := map[int64]bool{}
+	for k := range p.finals {
+		windows[k.WindowStart] = true
+	}
+	var onTime, inFinal, late, raw int64
 	for _, r := range p.want.Rides {
-		if r.Late {
+		switch {
+		case r.Late:
 			late++
-		} else {
+		case windows[r.WindowStart]:
+			onTime++
+			inFinal++
+		default:
 			onTime++
 		}
 	}
@@ -178,12 +188,11 @@ func (p *pipeline) verifyFinals(t *testing.T) {
 	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM rides`).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
-	if onTime+late != raw || trips != onTime {
-		t.Errorf("identity: on-time %d + late %d != raw %d, or final trips %d != on-time %d", onTime, late, raw, trips, onTime)
+	if onTime+late != raw || trips != inFinal {
+		t.Errorf("identity: on-time %d + late %d != raw %d, or final trips %d != on-time rides of final windows %d", onTime, late, raw, trips, inFinal)
 	}
-	windows := map[int64]bool{}
-	for k := range p.finals {
-		windows[k.WindowStart] = true
+	if p.allFinal && inFinal != onTime {
+		t.Errorf("%d on-time rides are in no final window; the closing heartbeats should have released every window", onTime-inFinal)
 	}
 	t.Logf("hourly_revenue equals the model: %d rows over %d final windows, %d trips; %d late rides, %d rejected",
 		len(p.finals), len(windows), trips, late, len(p.want.Rejected))
@@ -360,4 +369,64 @@ func TestFinalsUnderSIGKILL(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	p.verifyFinals(t)
 	p.verifyRawAndLate(t)
+}
+
+// TestIdleHeartbeats streams a workload whose last partition goes idle and
+// that has no closing heartbeats: the processors' live mode writes heartbeats
+// into the idle partition, and the final table equals the model run over the
+// input log as it now stands, heartbeats included.
+func TestIdleHeartbeats(t *testing.T) {
+	w := generate.Config{Seed: 31, Rides: 40_000, Partitions: 4, Hours: 8, OutOfOrder: 0.05, Late: 0.01,
+		Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0.4}
+	p, _ := newPipeline(t, w, 0)
+	if len(p.finals) != 0 {
+		// Partition 3 stops at 40%: without heartbeats only windows before that can close.
+		t.Logf("before live mode, the model finalizes %d rows", len(p.finals))
+	}
+	before := len(p.finals)
+	args := append(p.processArgs("proc-idle"), "--idle-heartbeat", "1s")
+	proc := testenv.StartProc(t, "process.log", args...)
+	snk := testenv.StartProc(t, "sink.log", p.sinkArgs()...)
+
+	// Wait until heartbeats stop being written and the finals stop changing.
+	var last string
+	stableSince := time.Now()
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Since(stableSince) < 6*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatalf("pipeline did not settle\n%s\n%s", proc.Tail(3000), snk.Tail(2000))
+		}
+		time.Sleep(500 * time.Millisecond)
+		applied, finals := p.counts(t)
+		state := fmt.Sprint(applied, finals, len(p.env.ReadTopic(t, p.topic)[w.Partitions-1]))
+		if state != last {
+			last, stableSince = state, time.Now()
+		}
+	}
+	p.parts = p.env.ReadTopic(t, p.topic)
+	hb := len(p.parts[w.Partitions-1]) - len(expectedWithout(w)[w.Partitions-1])
+	if hb <= 0 {
+		t.Fatalf("no heartbeat was written into the idle partition\n%s", proc.Tail(3000))
+	}
+	p.want = model.Run(p.spec, p.parts)
+	p.finals = model.Finals(p.spec, horizon, p.parts, p.want)
+	p.total = 0
+	for _, vs := range p.parts {
+		p.total += int64(len(vs))
+	}
+	if len(p.finals) <= before {
+		t.Fatalf("live mode released nothing: %d final rows, %d without it", len(p.finals), before)
+	}
+	p.waitDone(t, time.Minute, proc, snk)
+	p.verifyFinals(t)
+	p.verifyRawAndLate(t)
+	t.Logf("%d heartbeats written into the idle partition released %d more final rows (%d without live mode)", hb, len(p.finals)-before, before)
+}
+
+func expectedWithout(w generate.Config) [][][]byte {
+	parts := make([][][]byte, w.Partitions)
+	for m := range w.All {
+		parts[m.Partition] = append(parts[m.Partition], m.Value)
+	}
+	return parts
 }

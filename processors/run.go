@@ -37,6 +37,9 @@ func Run(ctx context.Context, t *Topology, stages []string) error {
 	for _, s := range stages {
 		g.Go(func() error { return t.runStage(ctx, s, graphs[s]) })
 	}
+	if t.IdleHeartbeat > 0 && slices.Contains(stages, StageClock) {
+		g.Go(func() error { return t.runIdleHeartbeats(ctx, t.IdleHeartbeat) })
+	}
 	return g.Wait()
 }
 
@@ -108,6 +111,11 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 			return kafka.PrefixCommitGroup{ConsumerGroup: cg}, nil
 		}),
 		goka.WithLogger(gokaLogger{log}),
+		goka.WithRebalanceCallback(func(a goka.Assignment) {
+			if stage == StageClock {
+				t.owned.set(a)
+			}
+		}),
 	}
 }
 

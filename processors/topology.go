@@ -65,6 +65,9 @@ type Config struct {
 	Replication int16
 	// InstanceID enables static group membership (suffixed per stage).
 	InstanceID string
+	// IdleHeartbeat, when positive, writes a heartbeat into an input
+	// partition idle this long (wall clock) while the others are ahead.
+	IdleHeartbeat time.Duration
 	// SessionTimeout of the consumer groups (default 10s).
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
@@ -104,6 +107,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--shards %d: must be within 1..4096", c.Shards)
 	case c.WindowPartitions < 0:
 		return fmt.Errorf("--window-partitions %d: must be positive", c.WindowPartitions)
+	case c.IdleHeartbeat < 0:
+		return fmt.Errorf("--idle-heartbeat %v: must not be negative", c.IdleHeartbeat)
 	case c.Replication < 0:
 		return fmt.Errorf("--replication %d: must be positive", c.Replication)
 	}
@@ -143,6 +148,7 @@ type Topology struct {
 	// partition p of the clock topic under Kafka's murmur2 rule.
 	ClockKeys []string
 	keyIndex  map[string]int32
+	owned     ownership
 }
 
 // ClockKeys returns, for each of n partitions, the first key "p<p>.<k>" that

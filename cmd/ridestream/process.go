@@ -40,6 +40,7 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	stages := fs.String("stages", "all", "stages to run here: all, or a list of route,clock,windows")
 	instance := fs.String("instance-id", "", "static group membership id (a restart takes its partitions back at once)")
 	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
+	idle := fs.Duration("idle-heartbeat", 0, "live mode: write a heartbeat into an input partition idle this long (wall clock) while the others are ahead (0: off)")
 	pipeline := processorFlags(fs)
 	spec := windowFlags(fs)
 	logger := logFlags(fs)
@@ -59,8 +60,8 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	cfg := pipeline()
-	cfg.Brokers, cfg.InputTopic, cfg.Window, cfg.InstanceID, cfg.SessionTimeout, cfg.Logger =
-		splitBrokers(*brokers), *topic, ws, *instance, *session, log
+	cfg.Brokers, cfg.InputTopic, cfg.Window, cfg.InstanceID, cfg.SessionTimeout, cfg.IdleHeartbeat, cfg.Logger =
+		splitBrokers(*brokers), *topic, ws, *instance, *session, *idle, log
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -283,3 +283,48 @@ func (p *Proc) Tail(n int) string {
 	}
 	return string(b)
 }
+
+// ReadTopic returns every value of every partition of topic, in offset order,
+// up to the high-water marks at the time of the call.
+func (e *Env) ReadTopic(t testing.TB, topic string) [][][]byte {
+	t.Helper()
+	client, err := sarama.NewClient(e.Brokers, kafka.NewConfig("ridestream-test-reader"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	out := make([][][]byte, len(parts))
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hwm == 0 {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range pc.Messages() {
+			if m.Offset != int64(len(out[p])) {
+				t.Fatalf("%s/%d: offset %d after %d records; this reader assumes a gapless log", topic, p, m.Offset, len(out[p]))
+			}
+			out[p] = append(out[p], m.Value)
+			if m.Offset+1 >= hwm {
+				break
+			}
+		}
+		pc.Close()
+	}
+	return out
+}
