@@ -30,6 +30,8 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ooo := fs.Float64("out-of-order", 0.05, "fraction of rides out of order within the allowed lateness")
 	late := fs.Float64("late", 0.01, "fraction of rides later than the allowed lateness")
 	bad := fs.Float64("malformed", 0.01, "malformed messages to add, as a fraction of --rides")
+	idleParts := fs.Int("idle-partitions", 0, "this many of the highest partitions get no rides after --idle-after")
+	idleAfter := fs.Float64("idle-after", 0.5, "fraction of the rides after which the idle partitions stop receiving rides")
 	heartbeats := fs.Bool("heartbeats", true, "end with one heartbeat per partition past the last window")
 	lateness := fs.Duration("allowed-lateness", 5*60_000_000_000, "allowed lateness the out-of-order shift stays within")
 	rate := fs.Float64("rate", 0, "messages per second (0: as fast as possible)")
@@ -57,7 +59,8 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("--start %q: %w", *start, err)
 	}
 	w := generate.Config{Seed: *seed, Rides: *rides, Partitions: int32(*partitions), Start: st, Hours: *hours,
-		OutOfOrder: *ooo, Late: *late, Malformed: *bad, Lateness: *lateness, Heartbeats: *heartbeats}
+		OutOfOrder: *ooo, Late: *late, Malformed: *bad, Lateness: *lateness, Heartbeats: *heartbeats,
+		IdlePartitions: int32(*idleParts), IdleAfter: *idleAfter}
 	if err := w.Validate(); err != nil {
 		return err
 	}

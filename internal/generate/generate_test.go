@@ -1,0 +1,66 @@
+package generate
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ridestream/ridestream/internal/ride"
+)
+
+func TestWorkloadIsSeededAndCounted(t *testing.T) {
+	c := Config{Seed: 7, Rides: 5000, Partitions: 4, Hours: 3, OutOfOrder: 0.05, Late: 0.02, Malformed: 0.01,
+		Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0.5, Heartbeats: true}
+	var first []Message
+	for m := range c.All {
+		first = append(first, m)
+	}
+	if len(first) != c.Count() || c.Count() != 5000+50+4 {
+		t.Fatalf("got %d messages, Count() = %d", len(first), c.Count())
+	}
+	i := 0
+	rides, bad, hb := 0, 0, 0
+	idleAfterHalf := 0
+	for m := range c.All {
+		if m.Partition != first[i].Partition || !bytes.Equal(m.Value, first[i].Value) {
+			t.Fatalf("message %d differs between two runs of the same seed", i)
+		}
+		i++
+		rec, err := ride.Decode(m.Value)
+		switch m.Kind {
+		case Ride:
+			rides++
+			if err != nil || rec.Kind != ride.KindRide {
+				t.Fatalf("generated ride does not decode: %s: %v", m.Value, err)
+			}
+			if rides > 2600 && m.Partition == 3 {
+				idleAfterHalf++
+			}
+		case Malformed:
+			bad++
+			if err == nil {
+				t.Fatalf("malformed message decodes: %s", m.Value)
+			}
+		case Heartbeat:
+			hb++
+			if err != nil || rec.Kind != ride.KindHeartbeat {
+				t.Fatalf("heartbeat does not decode: %s", m.Value)
+			}
+		}
+	}
+	if rides != 5000 || bad != 50 || hb != 4 || idleAfterHalf != 0 {
+		t.Fatalf("rides %d malformed %d heartbeats %d rides on the idle partition after it went idle %d", rides, bad, hb, idleAfterHalf)
+	}
+}
+
+func TestJSONL(t *testing.T) {
+	var err error
+	var got []Message
+	for m := range JSONL(strings.NewReader("{\"a\":1}\n\n{\"b\":2}\n{\"c\":3}\n"), 2, &err) {
+		got = append(got, m)
+	}
+	if err != nil || len(got) != 3 || got[0].Partition != 0 || got[1].Partition != 1 || got[2].Partition != 0 || string(got[2].Value) != `{"c":3}` {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+}
