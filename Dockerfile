@@ -17,7 +17,7 @@ COPY . .
 # Static (no cgo), so it runs on a base without libc; timetzdata embeds the
 # time zone database that --time-zone needs whatever the base image holds.
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -tags timetzdata -ldflags="-s -w" -o /ridestream ./cmd/ridestream
+    CGO_ENABLED=0 go build -trimpath -tags timetzdata -ldflags="-s -w" -o /ridestream ./cmd/ridestream
 
 # Distroless: no shell, no package manager, runs as an unprivileged user. The
 # ridestream services need neither a shell nor a healthcheck (compose orders

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"
+	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/testenv"
 	"github.com/ridestream/ridestream/internal/window"
 	"github.com/ridestream/ridestream/processors"
@@ -429,4 +431,70 @@ func expectedWithout(w generate.Config) [][][]byte {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
 	return parts
+}
+
+// TestFinalsLatency streams input at a fixed rate and reports how long final
+// rows take to be committed after the record that closed their window was
+// produced (the last partition's closing record). It asserts correctness;
+// the latency is reported, not asserted.
+func TestFinalsLatency(t *testing.T) {
+	w := generate.Config{Seed: 41, Rides: 30_000, Partitions: 4, Hours: 12, OutOfOrder: 0.05, Late: 0.01,
+		Lateness: 5 * time.Minute, Heartbeats: true}
+	const rate = 2500 // messages/s: a window closes about every second
+	p, produced := newPipeline(t, w, rate)
+	proc := testenv.StartProc(t, "process.log", p.processArgs("proc-lat")...)
+	snk := testenv.StartProc(t, "sink.log", p.sinkArgs()...)
+	p.started = time.Now()
+	<-produced
+	p.waitDone(t, 3*time.Minute, proc, snk)
+	p.verifyFinals(t)
+
+	msgs := p.env.ReadMessages(t, p.topic)
+	closedAt := map[int64]time.Time{} // window start -> when its last partition closed it
+	for _, ms := range msgs {
+		var clock window.Clock
+		first := map[int64]bool{}
+		for _, m := range ms {
+			rec, err := ride.Decode(m.Value)
+			if err != nil {
+				continue
+			}
+			before := clock
+			if p.spec.Observe(&clock, rec.EventMs).Verdict == window.TooFarAhead {
+				continue
+			}
+			from, to := p.spec.Closes(before, clock, horizon)
+			for s := from; s < to; s = p.spec.End(s) {
+				if !first[s] {
+					first[s] = true
+					if m.Timestamp.After(closedAt[s]) {
+						closedAt[s] = m.Timestamp
+					}
+				}
+			}
+		}
+	}
+	rows, err := p.pool.Query(context.Background(), `SELECT window_start, min(finalized_at) FROM hourly_revenue GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lags []time.Duration
+	for rows.Next() {
+		var ws, fin time.Time
+		if err := rows.Scan(&ws, &fin); err != nil {
+			t.Fatal(err)
+		}
+		c, ok := closedAt[ws.UnixMilli()]
+		if !ok {
+			t.Fatalf("final window %s was never closed by the input", ws)
+		}
+		lags = append(lags, fin.Sub(c))
+	}
+	slices.Sort(lags)
+	if len(lags) == 0 {
+		t.Fatal("no final windows")
+	}
+	t.Logf("at %d msg/s on %s: window close -> final rows committed in PostgreSQL over %d windows: p50 %v, p99 %v, max %v",
+		rate, p.env.BrokerKind, len(lags), lags[len(lags)/2].Round(time.Millisecond),
+		lags[(len(lags)*99)/100].Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond))
 }

@@ -288,6 +288,19 @@ func (p *Proc) Tail(n int) string {
 // up to the high-water marks at the time of the call.
 func (e *Env) ReadTopic(t testing.TB, topic string) [][][]byte {
 	t.Helper()
+	msgs := e.ReadMessages(t, topic)
+	out := make([][][]byte, len(msgs))
+	for p, ms := range msgs {
+		for _, m := range ms {
+			out[p] = append(out[p], m.Value)
+		}
+	}
+	return out
+}
+
+// ReadMessages is ReadTopic with the whole messages (timestamps included).
+func (e *Env) ReadMessages(t testing.TB, topic string) [][]*sarama.ConsumerMessage {
+	t.Helper()
 	client, err := sarama.NewClient(e.Brokers, kafka.NewConfig("ridestream-test-reader"))
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +315,7 @@ func (e *Env) ReadTopic(t testing.TB, topic string) [][][]byte {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	out := make([][][]byte, len(parts))
+	out := make([][]*sarama.ConsumerMessage, len(parts))
 	for _, p := range parts {
 		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 		if err != nil {
@@ -319,7 +332,7 @@ func (e *Env) ReadTopic(t testing.TB, topic string) [][][]byte {
 			if m.Offset != int64(len(out[p])) {
 				t.Fatalf("%s/%d: offset %d after %d records; this reader assumes a gapless log", topic, p, m.Offset, len(out[p]))
 			}
-			out[p] = append(out[p], m.Value)
+			out[p] = append(out[p], m)
 			if m.Offset+1 >= hwm {
 				break
 			}
