@@ -954,6 +954,45 @@ func TestDependsOnConditions(t *testing.T) {
 	}
 }
 
+// Redpanda's dev-container mode turns topic auto-creation on, and a client's
+// metadata request for a missing topic would then create it with the
+// broker's default partition count, which generate and process refuse. So a
+// one-shot turns it off, and every ridestream service waits for it.
+func TestAutoCreateOffBeforeRidestream(t *testing.T) {
+	cf := loadCompose(t)
+	var initName string
+	for name, s := range cf.Services {
+		argv := []string{}
+		if s.Entrypoint != nil {
+			argv = append(argv, *s.Entrypoint...)
+		}
+		if s.Command != nil {
+			argv = append(argv, *s.Command...)
+		}
+		cmd := strings.Join(argv, " ")
+		if strings.Contains(cmd, "cluster config set auto_create_topics_enabled false") {
+			initName = name
+			if !strings.Contains(cmd, "admin.hosts=redpanda:9644") {
+				t.Errorf("%s: %q does not reach the broker's admin API (admin.hosts=redpanda:9644)", name, cmd)
+			}
+			if s.Restart != "no" || len(s.Profiles) > 0 {
+				t.Errorf("%s: want a one-shot (restart \"no\") that every `up` runs", name)
+			}
+			if s.DependsOn["redpanda"] != "service_healthy" {
+				t.Errorf("%s: does not wait for redpanda to be healthy", name)
+			}
+		}
+	}
+	if initName == "" {
+		t.Fatal("no service runs `rpk cluster config set auto_create_topics_enabled false`")
+	}
+	for name, s := range ridestreamServices(cf) {
+		if got := s.DependsOn[initName]; got != "service_completed_successfully" {
+			t.Errorf("%s: depends_on %s condition %q, want service_completed_successfully", name, initName, got)
+		}
+	}
+}
+
 func TestRestartPolicies(t *testing.T) {
 	cf := loadCompose(t)
 	for name, want := range map[string]string{"process": "unless-stopped", "sink": "unless-stopped", "generate": "no"} {

@@ -53,13 +53,19 @@ func (t *Topology) WindowsGraph() *goka.GroupGraph {
 	)
 }
 
-// Rejected is a record of the rejected topic.
+// Rejected is a record of the rejected topic. Raw holds at most
+// MaxRejectedRaw bytes of the message (the rejected_input table has all of it).
 type Rejected struct {
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
-	Error     string `json:"error"`
-	Raw       string `json:"raw_base64,omitempty"`
+	Partition    int32  `json:"partition"`
+	Offset       int64  `json:"offset"`
+	Error        string `json:"error"`
+	Raw          string `json:"raw_base64,omitempty"`
+	RawTruncated bool   `json:"raw_truncated,omitempty"`
 }
+
+// MaxRejectedRaw bounds the raw bytes copied into the rejected topic, so a
+// huge poison message cannot make its own rejection too large to write.
+const MaxRejectedRaw = 64 << 10
 
 // routeInput: decode; forward to the clock or reject.
 func (t *Topology) routeInput(ctx goka.Context, msg any) {
@@ -67,7 +73,12 @@ func (t *Topology) routeInput(ctx goka.Context, msg any) {
 	p := ctx.Partition()
 	rec, err := ride.Decode(value)
 	if err != nil {
-		out, _ := json.Marshal(Rejected{Partition: p, Offset: ctx.Offset(), Error: err.Error(), Raw: base64.StdEncoding.EncodeToString(value)})
+		raw := value
+		if len(raw) > MaxRejectedRaw {
+			raw = raw[:MaxRejectedRaw]
+		}
+		out, _ := json.Marshal(Rejected{Partition: p, Offset: ctx.Offset(), Error: err.Error(),
+			Raw: base64.StdEncoding.EncodeToString(raw), RawTruncated: len(raw) < len(value)})
 		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[p], out)
 		return
 	}
