@@ -51,8 +51,16 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 		p, err := goka.NewProcessor(t.Brokers, graph(), t.gokaOptions(stage, log)...)
 		if err == nil {
 			log.Info("processor starting", "sources", t.Sources)
-			err = p.Run(ctx)
+			runCtx, stop := context.WithCancel(ctx)
+			go func() {
+				if p.WaitForReadyContext(runCtx) == nil && runCtx.Err() == nil {
+					t.Ready.Set(stage, "")
+				}
+			}()
+			err = p.Run(runCtx)
+			stop()
 		}
+		t.Ready.Set(stage, "restarting")
 		if ctx.Err() != nil {
 			log.Info("processor stopped")
 			return nil

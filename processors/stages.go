@@ -69,10 +69,12 @@ const MaxRejectedRaw = 64 << 10
 
 // routeInput: decode; forward to the clock or reject.
 func (t *Topology) routeInput(ctx goka.Context, msg any) {
+	metricMessages.WithLabelValues("route_input").Inc()
 	value, _ := msg.([]byte)
 	p := ctx.Partition()
 	rec, err := ride.Decode(value)
 	if err != nil {
+		metricOutputs.WithLabelValues("rejected").Inc()
 		raw := value
 		if len(raw) > MaxRejectedRaw {
 			raw = raw[:MaxRejectedRaw]
@@ -105,6 +107,7 @@ func amountsOf(r ride.Ride) Amounts {
 
 // clock applies one record to its source's stream time (SPEC §3).
 func (t *Topology) clock(ctx goka.Context, msg any) {
+	metricMessages.WithLabelValues("clock").Inc()
 	in := msg.(ClockIn)
 	var st ClockState
 	if v := ctx.Value(); v != nil {
@@ -121,6 +124,10 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 	}
 	next := ClockStep(t.Window, t.Horizon, st, in)
 	ctx.SetValue(&next)
+	metricOutputs.WithLabelValues(outKinds[next.Out]).Inc()
+	if next.Valid {
+		metricStreamTime.WithLabelValues(strconv.Itoa(int(next.Src))).Set(float64(next.ST) / 1000)
+	}
 }
 
 // ClockStep is the clock's pure transition: the state after applying in,
@@ -169,6 +176,7 @@ func (t *Topology) Fanout(st *ClockState) []Routed {
 
 // routeClockOutput fans one clock output out.
 func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
+	metricMessages.WithLabelValues("route_clock").Inc()
 	st := msg.(*ClockState)
 	src := st.Src
 	switch st.Out {
@@ -217,10 +225,13 @@ type Final struct {
 
 // windows applies rides and close markers to one (window, shard).
 func (t *Topology) windows(ctx goka.Context, msg any) {
+	metricMessages.WithLabelValues("windows").Inc()
 	m := msg.(WindowMsg)
 	var st *WindowState
 	if v := ctx.Value(); v != nil {
 		st = v.(*WindowState)
+	} else {
+		metricWindowsOpened.Inc()
 	}
 	next, effect, err := WindowStep(t.Window, t.Sources, st, m)
 	if err != nil {
@@ -228,11 +239,15 @@ func (t *Topology) windows(ctx goka.Context, msg any) {
 	}
 	switch effect {
 	case EffectRideAfterFinal:
+		metricRideAfterFinal.Inc()
 		t.Logger.Error("ride arrived after its window was final; it is not counted",
 			"window", msTime(next.WindowStart), "partition", m.Src, "offset", m.Offset)
 	case EffectFinal:
+		metricWindowsFinal.Inc()
+		metricOutputs.WithLabelValues("final_rows").Add(float64(len(next.Zones)))
 		t.emitFinals(ctx, next)
 	case EffectReemit:
+		metricOutputs.WithLabelValues("final_reemits").Add(float64(len(next.Zones)))
 		t.emitFinals(ctx, next) // the finalizing message again: its emits may have been lost
 	}
 	if effect == EffectApplied || effect == EffectFinal {

@@ -42,6 +42,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/window"
 )
 
@@ -71,6 +72,8 @@ type Config struct {
 	// SessionTimeout of the consumer groups (default 10s).
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
+	// Ready, when set, tracks one /readyz condition per stage.
+	Ready *ops.Readiness
 }
 
 func (c *Config) withDefaults() {

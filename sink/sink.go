@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/window"
 	"github.com/ridestream/ridestream/schema"
 )
@@ -59,6 +61,8 @@ type Config struct {
 	Window window.Spec
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
+	// Ready, when set, tracks the conditions of /readyz: "postgres" and "kafka".
+	Ready *ops.Readiness
 }
 
 func (c *Config) withDefaults() {
@@ -116,11 +120,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer pool.Close()
-	if err := retry(ctx, log, "apply migrations", func(ctx context.Context) error {
+	if err := retry(ctx, log, cfg.Ready, "apply migrations", func(ctx context.Context) error {
 		return MigratePool(ctx, pool)
 	}); err != nil {
 		return err
 	}
+	cfg.Ready.Set("postgres", "")
 
 	sc := kafka.NewConfig("ridestream-sink")
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
@@ -139,7 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
-	w := newWriter(pool, cfg.BatchRows, cfg.FlushInterval, log)
+	w := newWriter(pool, cfg.BatchRows, cfg.FlushInterval, log, cfg.Ready)
 	h := &handler{cfg: cfg, w: w, pool: pool, log: log, state: map[topicPartition]*partitionState{}}
 	topics := []string{cfg.Topic}
 	if cfg.FinalsTopic != "" {
@@ -205,7 +210,7 @@ type topicPartition struct {
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	loaded := map[topicPartition]progress{}
 	for topic, parts := range sess.Claims() {
-		err := retry(sess.Context(), h.log, "load sink progress", func(ctx context.Context) error {
+		err := retry(sess.Context(), h.log, h.cfg.Ready, "load sink progress", func(ctx context.Context) error {
 			got, err := loadProgress(ctx, h.pool, topic, parts)
 			for _, pr := range got {
 				loaded[topicPartition{topic, pr.partition}] = pr
@@ -234,11 +239,13 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		}
 	}
 	h.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
+	h.cfg.Ready.Set("kafka", "")
 	return nil
 }
 
 // Cleanup commits everything handed to the writer before the partitions move.
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	h.cfg.Ready.Set("kafka", "rebalancing")
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), shutdownGrace)
 	defer cancel()
 	if err := h.w.flush(ctx); err != nil {
@@ -298,6 +305,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				return nil
 			}
 		case <-tick.C:
+			if pr.next >= 0 {
+				metricLag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition()))).Set(float64(claim.HighWaterMarkOffset() - pr.next))
+			}
 			if !send() {
 				return nil
 			}
@@ -339,16 +349,20 @@ func MigratePool(ctx context.Context, pool *pgxpool.Pool) error {
 
 // retry runs fn until it succeeds or ctx ends, backing off from 200ms to 10s
 // and logging each failure once.
-func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+func retry(ctx context.Context, log *slog.Logger, ready *ops.Readiness, what string, fn func(context.Context) error) error {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
 			if attempt > 1 {
 				log.Info("recovered", "op", what, "attempts", attempt)
+				metricRetrying.Set(0)
+				ready.Set("postgres", "")
 			}
 			return nil
 		}
+		metricRetrying.Set(1)
+		ready.Set("postgres", what+" failing: "+err.Error())
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/window"
 )
@@ -148,6 +150,7 @@ type writer struct {
 	batch    int
 	interval time.Duration
 	log      *slog.Logger
+	ready    *ops.Readiness
 
 	in      chan *chunk
 	flushes chan chan error
@@ -156,8 +159,8 @@ type writer struct {
 	rows    int
 }
 
-func newWriter(pool *pgxpool.Pool, batch int, interval time.Duration, log *slog.Logger) *writer {
-	return &writer{pool: pool, batch: batch, interval: interval, log: log,
+func newWriter(pool *pgxpool.Pool, batch int, interval time.Duration, log *slog.Logger, ready *ops.Readiness) *writer {
+	return &writer{pool: pool, batch: batch, interval: interval, log: log, ready: ready,
 		// A few chunks in flight: claims block here when PostgreSQL is slow,
 		// which stops consumption instead of growing memory.
 		in:      make(chan *chunk, 4),
@@ -225,15 +228,26 @@ func (w *writer) commit(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	err := retry(ctx, w.log, "commit batch", func(ctx context.Context) error {
+	err := retry(ctx, w.log, w.ready, "commit batch", func(ctx context.Context) error {
 		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, w.pending) })
 	})
 	if err != nil {
 		return err
 	}
+	var rides, rejected, late, finals int
 	for _, c := range w.pending {
 		c.sess.MarkOffset(c.progress.topic, c.progress.partition, c.progress.next, "")
+		rides, rejected, late, finals = rides+len(c.rides), rejected+len(c.rejects), late+len(c.late), finals+len(c.finals)
+		if c.progress.clock.Valid {
+			metricStreamTime.WithLabelValues(strconv.Itoa(int(c.progress.partition))).Set(float64(c.progress.clock.ST) / 1000)
+		}
 	}
+	metricRows.WithLabelValues("rides").Add(float64(rides))
+	metricRows.WithLabelValues("rejected_input").Add(float64(rejected))
+	metricRows.WithLabelValues("late_rides").Add(float64(late))
+	metricRows.WithLabelValues("hourly_revenue").Add(float64(finals))
+	metricBatchSeconds.Observe(time.Since(start).Seconds())
+	metricBatchRows.Observe(float64(w.rows))
 	w.log.Debug("batch committed", "rows", w.rows, "chunks", len(w.pending), "took", time.Since(start))
 	w.pending = w.pending[:0]
 	w.rows = 0

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/processors"
 )
 
@@ -40,6 +43,7 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	stages := fs.String("stages", "all", "stages to run here: all, or a list of route,clock,windows")
 	instance := fs.String("instance-id", "", "static group membership id (a restart takes its partitions back at once)")
 	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
+	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8080 (empty: off)")
 	idle := fs.Duration("idle-heartbeat", 0, "live mode: write a heartbeat into an input partition idle this long (wall clock) while the others are ahead (0: off)")
 	pipeline := processorFlags(fs)
 	spec := windowFlags(fs)
@@ -65,11 +69,21 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	cfg.Ready = ops.NewReadiness(st...)
 	t, err := processors.Setup(cfg)
 	if err != nil {
 		return err
 	}
-	return processors.Run(ctx, t, st)
+	return runWithOps(ctx, *httpAddr, cfg.Ready, log, func(ctx context.Context) error { return processors.Run(ctx, t, st) })
+}
+
+// runWithOps runs fn beside the ops HTTP server; both stop when either ends.
+func runWithOps(ctx context.Context, addr string, ready *ops.Readiness, log *slog.Logger, fn func(context.Context) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	g.Go(func() error { defer cancel(); return fn(ctx) })
+	g.Go(func() error { return ops.Serve(ctx, addr, ready, log) })
+	return g.Wait()
 }
 
 func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) error {

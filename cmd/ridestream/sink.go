@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ridestream/ridestream/internal/envflag"
+	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/schema"
 	"github.com/ridestream/ridestream/sink"
 )
@@ -43,6 +44,7 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	batch := fs.Int("batch-rows", 10000, "rows per PostgreSQL transaction at most")
 	flush := fs.Duration("flush-interval", 200_000_000, "longest a row waits for its batch")
 	session := fs.Duration("session-timeout", 10_000_000_000, "consumer group session timeout")
+	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8081 (empty: off)")
 	dbURL := databaseFlags(fs)
 	spec := windowFlags(fs)
 	logger := logFlags(fs)
@@ -64,12 +66,12 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := sink.Config{
 		Brokers: splitBrokers(*brokers), Topic: *topic, FinalsTopic: *finals, Group: *group, InstanceID: *instance,
 		DatabaseURL: url, BatchRows: *batch, FlushInterval: *flush, SessionTimeout: *session,
-		Window: ws, Logger: log,
+		Window: ws, Logger: log, Ready: ops.NewReadiness("postgres", "kafka"),
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return sink.Run(ctx, cfg)
+	return runWithOps(ctx, *httpAddr, cfg.Ready, log, func(ctx context.Context) error { return sink.Run(ctx, cfg) })
 }
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,35 @@
+package processors
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	metricMessages = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "ridestream_processor_messages_total",
+		Help: "Messages handled by each processor stage and input.",
+	}, []string{"stage"})
+	metricOutputs = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "ridestream_processor_outputs_total",
+		Help: "Outputs by kind: on_time, late, rejected, heartbeat (clock decisions), final_rows, final_reemits.",
+	}, []string{"kind"})
+	metricStreamTime = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ridestream_processor_stream_time_seconds",
+		Help: "Stream time ST(p) of each input partition owned by this instance's clock stage (unix seconds).",
+	}, []string{"partition"})
+	metricWindowsFinal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_window_shards_final_total",
+		Help: "(window, shard) keys that became final in this instance.",
+	})
+	metricWindowsOpened = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_window_shards_opened_total",
+		Help: "(window, shard) keys created in this instance; opened minus final approximates open windows.",
+	})
+	metricRideAfterFinal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_rides_after_final_total",
+		Help: "Rides that reached a final window (a broken upstream order; should stay 0).",
+	})
+)
+
+var outKinds = map[uint8]string{OutOnTime: "on_time", OutLate: "late", OutRejected: "rejected", OutHeartbeat: "heartbeat"}

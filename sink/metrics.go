@@ -1,0 +1,35 @@
+package sink
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	metricRows = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "ridestream_sink_rows_total",
+		Help: "Rows the sink committed (duplicates ignored by the database included), by table.",
+	}, []string{"table"})
+	metricBatchSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ridestream_sink_batch_seconds",
+		Help:    "Time to commit one batch transaction, retries included.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	})
+	metricBatchRows = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ridestream_sink_batch_records",
+		Help:    "Input records per committed batch.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+	})
+	metricRetrying = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "ridestream_sink_postgres_retrying",
+		Help: "1 while the sink retries a failing PostgreSQL operation.",
+	})
+	metricLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ridestream_sink_consumer_lag",
+		Help: "Records behind the partition's high-water mark, per topic and partition.",
+	}, []string{"topic", "partition"})
+	metricStreamTime = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ridestream_partition_stream_time_seconds",
+		Help: "Stream time ST(p) of each input partition as committed by the sink (unix seconds).",
+	}, []string{"partition"})
+)
