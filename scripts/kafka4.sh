@@ -178,8 +178,15 @@ cmd_start() {
 
   local t0=$SECONDS port cport attempt pid=
   for attempt in 1 2 3; do
-    read -r port cport < <(free_ports)
+    # A restart on an existing state dir keeps its ports, so clients that
+    # know the old address reconnect (the fault tests restart the broker).
+    if ((attempt == 1)) && [[ -f $state/ports ]]; then
+      read -r port cport <"$state/ports"
+    else
+      read -r port cport < <(free_ports)
+    fi
     [[ -n $port && -n $cport ]] || die "could not pick free ports"
+    echo "$port $cport" >"$state/ports"
     write_props "$state" "$port" "$cport"
 
     if [[ ! -f $state/data/meta.properties ]]; then

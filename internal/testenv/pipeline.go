@@ -1,0 +1,231 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/model"
+	"github.com/ridestream/ridestream/internal/window"
+)
+
+// Horizon is the finality horizon the pipelines run with.
+const Horizon = 24 * time.Hour
+
+// Pipeline is one end-to-end run under test: an input topic, a database,
+// a processor prefix, and the reference model's answer for the input.
+type Pipeline struct {
+	Env    *Env
+	Topic  string
+	Prefix string
+	DBURL  string
+	Pool   *pgxpool.Pool
+	Parts  [][][]byte
+	Want   model.Result
+	Finals map[model.FinalKey]model.FinalRow
+	Total  int64
+	Spec   window.Spec
+	// AllFinal: the workload ends with heartbeats, so every window must be final.
+	AllFinal bool
+	Started  time.Time
+}
+
+// NewPipeline makes a topic, a database and the model's answer, and produces
+// the workload at rate messages/s (0: at once); produced closes when done.
+func NewPipeline(t *testing.T, w generate.Config, rate float64) (p *Pipeline, produced chan struct{}) {
+	env := Get(t)
+	p = &Pipeline{Env: env, Spec: window.DefaultSpec(), Total: int64(w.Count()), AllFinal: w.Heartbeats}
+	p.Topic = env.NewTopic(t, w.Partitions)
+	p.Prefix = strings.ReplaceAll(p.Topic, "rides_", "rs_")
+	p.DBURL = env.NewDatabase(t)
+	pool, err := pgxpool.New(context.Background(), p.DBURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	p.Pool = pool
+	p.Parts = make([][][]byte, w.Partitions)
+	for m := range w.All {
+		p.Parts[m.Partition] = append(p.Parts[m.Partition], m.Value)
+	}
+	p.Want = model.Run(p.Spec, p.Parts)
+	p.Finals = model.Finals(p.Spec, Horizon, p.Parts, p.Want)
+	produced = make(chan struct{})
+	go func() {
+		defer close(produced)
+		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.Topic, Rate: rate, Total: w.Count()}, w.All)
+		if err != nil || n != w.Count() {
+			t.Errorf("produced %d of %d: %v", n, w.Count(), err)
+		}
+	}()
+	if rate == 0 {
+		<-produced
+	}
+	return p, produced
+}
+
+func (p *Pipeline) ProcessArgs(instance string) []string {
+	return []string{"process", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--prefix", p.Prefix,
+		"--instance-id", instance, "--session-timeout", "6s", "--finality-Horizon", Horizon.String()}
+}
+
+func (p *Pipeline) SinkArgs() []string {
+	return []string{"sink", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--finals-topic", p.Prefix + "-finals",
+		"--group", p.Prefix + "-sink", "--database-url", p.DBURL, "--instance-id", "sink-0", "--session-timeout", "6s"}
+}
+
+// counts returns records applied from the input and final rows stored.
+func (p *Pipeline) Counts(t *testing.T) (applied, finals int64) {
+	t.Helper()
+	err := p.Pool.QueryRow(context.Background(), `SELECT
+		coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0),
+		(SELECT count(*) FROM hourly_revenue)`, p.Topic).Scan(&applied, &finals)
+	if err != nil && !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("counts: %v", err)
+	}
+	return applied, finals
+}
+
+// waitDone waits until every input record and every expected final row is in
+// PostgreSQL.
+func (p *Pipeline) WaitDone(t *testing.T, timeout time.Duration, procs ...*Proc) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		applied, finals := p.Counts(t)
+		if applied == p.Total && finals >= int64(len(p.Finals)) {
+			return time.Since(p.Started)
+		}
+		if time.Now().After(deadline) {
+			var logs strings.Builder
+			for _, pr := range procs {
+				fmt.Fprintf(&logs, "--- %s (exited %v)\n%s\n", pr.Cmd.Args[1], pr.Exited(), pr.Tail(3000))
+			}
+			t.Fatalf("after %v: %d of %d records applied, %d of %d final rows\n%s", timeout, applied, p.Total, finals, len(p.Finals), logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// verifyFinals compares hourly_revenue with the model's finals row for row.
+func (p *Pipeline) VerifyFinals(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := p.Pool.Query(ctx, `SELECT window_start, window_end, pu_location_id, num_trips, (total_revenue*100)::bigint,
+		(total_distance*100)::bigint, (total_tips*100)::bigint, total_passengers FROM hourly_revenue`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[model.FinalKey]model.FinalRow{}
+	for rows.Next() {
+		var ws, we time.Time
+		var f model.FinalRow
+		if err := rows.Scan(&ws, &we, &f.Zone, &f.Trips, &f.Cents, &f.DistCenti, &f.TipCents, &f.Passengers); err != nil {
+			t.Fatal(err)
+		}
+		f.WindowStart, f.WindowEnd = ws.UnixMilli(), we.UnixMilli()
+		got[model.FinalKey{WindowStart: f.WindowStart, Zone: f.Zone}] = f
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	bad := 0
+	for k, w := range p.Finals {
+		if g, ok := got[k]; !ok || g != w {
+			if bad++; bad <= 5 {
+				t.Errorf("final %s zone %d: got %+v (present %v), model %+v", time.UnixMilli(k.WindowStart).UTC(), k.Zone, g, ok, w)
+			}
+		}
+	}
+	for k := range got {
+		if _, ok := p.Finals[k]; !ok {
+			if bad++; bad <= 10 {
+				t.Errorf("final %s zone %d is not final in the model", time.UnixMilli(k.WindowStart).UTC(), k.Zone)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d final rows differ from the model (%d rows, model %d)", bad, len(got), len(p.Finals))
+	}
+	windows := map[int64]bool{}
+	for k := range p.Finals {
+		windows[k.WindowStart] = true
+	}
+	var onTime, inFinal, late, raw int64
+	for _, r := range p.Want.Rides {
+		switch {
+		case r.Late:
+			late++
+		case windows[r.WindowStart]:
+			onTime++
+			inFinal++
+		default:
+			onTime++
+		}
+	}
+	var trips int64
+	for _, f := range p.Finals {
+		trips += f.Trips
+	}
+	if err := p.Pool.QueryRow(ctx, `SELECT count(*) FROM rides`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if onTime+late != raw || trips != inFinal {
+		t.Errorf("identity: on-time %d + late %d != raw %d, or final trips %d != on-time rides of final windows %d", onTime, late, raw, trips, inFinal)
+	}
+	if p.AllFinal && inFinal != onTime {
+		t.Errorf("%d on-time rides are in no final window; the closing heartbeats should have released every window", onTime-inFinal)
+	}
+	t.Logf("hourly_revenue equals the model: %d rows over %d final windows, %d trips; %d late rides, %d rejected",
+		len(p.Finals), len(windows), trips, late, len(p.Want.Rejected))
+}
+
+// verifyRawAndLate compares raw rides, late rides and rejected input with the model.
+func (p *Pipeline) VerifyRawAndLate(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	var rides, late, rejected, read, heartbeats int64
+	err := p.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rides), (SELECT count(*) FROM late_rides),
+		(SELECT count(*) FROM rejected_input), (SELECT sum(next_offset) FROM sink_progress WHERE topic = $1),
+		(SELECT sum(heartbeats) FROM sink_progress WHERE topic = $1)`, p.Topic).Scan(&rides, &late, &rejected, &read, &heartbeats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rides != int64(len(p.Want.Rides)) || late != int64(len(p.Want.Late)) || rejected != int64(len(p.Want.Rejected)) ||
+		heartbeats != int64(p.Want.Heartbeats) || read != rides+rejected+heartbeats {
+		t.Errorf("tables: rides %d late %d rejected %d heartbeats %d read %d; model %d %d %d %d",
+			rides, late, rejected, heartbeats, read, len(p.Want.Rides), len(p.Want.Late), len(p.Want.Rejected), p.Want.Heartbeats)
+	}
+	rows, err := p.Pool.Query(ctx, `SELECT src_partition, src_offset, window_start FROM late_rides`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k model.Key
+		var ws time.Time
+		if err := rows.Scan(&k.Partition, &k.Offset, &ws); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := p.Want.Late[k]; !ok || m.WindowStart != ws.UnixMilli() {
+			t.Errorf("late ride p%d@%d not late in the model", k.Partition, k.Offset)
+		}
+	}
+}
+
+// checksum is an ordered digest of the deterministic columns of hourly_revenue.
+func (p *Pipeline) Checksum(t *testing.T) string {
+	t.Helper()
+	var sum string
+	err := p.Pool.QueryRow(context.Background(), `SELECT md5(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', window_start, window_end,
+		pu_location_id, num_trips, total_revenue, total_distance, total_tips, total_passengers), E'\n'
+		ORDER BY window_start, pu_location_id)) FROM hourly_revenue`).Scan(&sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
