@@ -159,9 +159,34 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig("ridestream-sink-admin"))
+	if err != nil {
+		return fmt.Errorf("connect to %v: %w", cfg.Brokers, err)
+	}
+	defer admin.Close()
 	consumeErr := func() error {
 		for ctx.Err() == nil {
-			if err := group.Consume(ctx, topics, h); err != nil {
+			// Raw input never waits for the processors: until the finals topic
+			// exists the session covers the rides topic alone, and a watcher
+			// ends it once the finals topic appears.
+			sessCtx, endSession := context.WithCancel(ctx)
+			current := topics
+			if len(topics) > 1 && !topicExists(admin, cfg.FinalsTopic) {
+				current = topics[:1]
+				log.Info("finals topic not there yet; landing raw input until it appears", "finals_topic", cfg.FinalsTopic)
+				go func() {
+					for sessCtx.Err() == nil && !topicExists(admin, cfg.FinalsTopic) {
+						select {
+						case <-sessCtx.Done():
+						case <-time.After(5 * time.Second):
+						}
+					}
+					endSession()
+				}()
+			}
+			err := group.Consume(sessCtx, current, h)
+			endSession()
+			if err != nil {
 				if errors.Is(err, sarama.ErrClosedConsumerGroup) {
 					return nil
 				}
@@ -315,6 +340,11 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			return nil
 		}
 	}
+}
+
+func topicExists(admin sarama.ClusterAdmin, topic string) bool {
+	md, err := admin.DescribeTopics([]string{topic})
+	return err == nil && len(md) == 1 && md[0].Err == sarama.ErrNoError
 }
 
 // OpenPool connects to PostgreSQL with the staging tables the sink needs

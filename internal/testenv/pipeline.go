@@ -71,7 +71,7 @@ func NewPipeline(t *testing.T, w generate.Config, rate float64) (p *Pipeline, pr
 
 func (p *Pipeline) ProcessArgs(instance string) []string {
 	return []string{"process", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--prefix", p.Prefix,
-		"--instance-id", instance, "--session-timeout", "6s", "--finality-Horizon", Horizon.String()}
+		"--instance-id", instance, "--session-timeout", "6s", "--finality-horizon", Horizon.String()}
 }
 
 func (p *Pipeline) SinkArgs() []string {
@@ -79,7 +79,7 @@ func (p *Pipeline) SinkArgs() []string {
 		"--group", p.Prefix + "-sink", "--database-url", p.DBURL, "--instance-id", "sink-0", "--session-timeout", "6s"}
 }
 
-// counts returns records applied from the input and final rows stored.
+// Counts returns records applied from the input and final rows stored.
 func (p *Pipeline) Counts(t *testing.T) (applied, finals int64) {
 	t.Helper()
 	err := p.Pool.QueryRow(context.Background(), `SELECT
@@ -91,7 +91,7 @@ func (p *Pipeline) Counts(t *testing.T) (applied, finals int64) {
 	return applied, finals
 }
 
-// waitDone waits until every input record and every expected final row is in
+// WaitDone waits until every input record and every expected final row is in
 // PostgreSQL.
 func (p *Pipeline) WaitDone(t *testing.T, timeout time.Duration, procs ...*Proc) time.Duration {
 	t.Helper()
@@ -112,7 +112,7 @@ func (p *Pipeline) WaitDone(t *testing.T, timeout time.Duration, procs ...*Proc)
 	}
 }
 
-// verifyFinals compares hourly_revenue with the model's finals row for row.
+// VerifyFinals compares hourly_revenue with the model's finals row for row.
 func (p *Pipeline) VerifyFinals(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
@@ -185,7 +185,7 @@ func (p *Pipeline) VerifyFinals(t *testing.T) {
 		len(p.Finals), len(windows), trips, late, len(p.Want.Rejected))
 }
 
-// verifyRawAndLate compares raw rides, late rides and rejected input with the model.
+// VerifyRawAndLate compares raw rides, late rides and rejected input with the model.
 func (p *Pipeline) VerifyRawAndLate(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
@@ -217,7 +217,7 @@ func (p *Pipeline) VerifyRawAndLate(t *testing.T) {
 	}
 }
 
-// checksum is an ordered digest of the deterministic columns of hourly_revenue.
+// Checksum is an ordered digest of the deterministic columns of hourly_revenue.
 func (p *Pipeline) Checksum(t *testing.T) string {
 	t.Helper()
 	var sum string
