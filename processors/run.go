@@ -86,8 +86,17 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 	clientID := t.Prefix + "-" + stage
 	cfg := func() *sarama.Config {
 		c := kafka.NewConfig(clientID)
-		c.Producer.Retry.Max = 1 << 20 // never give up on a write: a gap would break the prefix rule
-		c.Producer.Retry.Backoff = 250 * time.Millisecond
+		// Retry a write for minutes before giving up: a gap would break the
+		// prefix rule. (sarama sizes per-partition state by Retry.Max, so
+		// the backoff grows instead of the count.)
+		c.Producer.Retry.Max = 100
+		c.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
+			return min(250*time.Millisecond<<min(retries, 5), 5*time.Second)
+		}
+		// Without a reachable broker sarama fails messages once metadata
+		// retries run out: ride out outages of minutes here too.
+		c.Metadata.Retry.Max = 100
+		c.Metadata.Retry.BackoffFunc = c.Producer.Retry.BackoffFunc
 		c.Consumer.Offsets.Initial = sarama.OffsetOldest
 		c.Consumer.Offsets.AutoCommit.Interval = 250 * time.Millisecond
 		c.Consumer.Group.Session.Timeout = t.SessionTimeout

@@ -21,8 +21,8 @@ var (
 		Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 	})
 	metricRetrying = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "ridestream_sink_postgres_retrying",
-		Help: "1 while the sink retries a failing PostgreSQL operation.",
+		Name: "ridestream_sink_retrying",
+		Help: "1 while the sink retries a failing operation (PostgreSQL, or connecting to Kafka).",
 	})
 	metricLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ridestream_sink_consumer_lag",

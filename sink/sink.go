@@ -133,13 +133,27 @@ func Run(ctx context.Context, cfg Config) error {
 	sc.Consumer.Group.Session.Timeout = cfg.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = cfg.SessionTimeout / 4
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
+	// Bounded buffering: at most this many fetched messages wait per partition.
+	sc.ChannelBufferSize = 64
 	if cfg.InstanceID != "" {
 		sc.Consumer.Group.InstanceId = cfg.InstanceID
 	}
-	group, err := sarama.NewConsumerGroup(cfg.Brokers, cfg.Group, sc)
-	if err != nil {
-		return fmt.Errorf("join consumer group %s at %v: %w", cfg.Group, cfg.Brokers, err)
+	var group sarama.ConsumerGroup
+	var admin sarama.ClusterAdmin
+	if err := retry(ctx, log, nil, "connect to Kafka", func(context.Context) error {
+		var err error
+		if admin, err = sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig("ridestream-sink-admin")); err != nil {
+			return fmt.Errorf("connect to %v: %w", cfg.Brokers, err)
+		}
+		if group, err = sarama.NewConsumerGroup(cfg.Brokers, cfg.Group, sc); err != nil {
+			admin.Close()
+			return fmt.Errorf("join consumer group %s at %v: %w", cfg.Group, cfg.Brokers, err)
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
+	defer admin.Close()
 
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
@@ -159,11 +173,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	})
-	admin, err := sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig("ridestream-sink-admin"))
-	if err != nil {
-		return fmt.Errorf("connect to %v: %w", cfg.Brokers, err)
-	}
-	defer admin.Close()
 	consumeErr := func() error {
 		for ctx.Err() == nil {
 			// Raw input never waits for the processors: until the finals topic

@@ -8,6 +8,8 @@ package generate
 
 import (
 	"fmt"
+
+	"github.com/ridestream/ridestream/internal/ride"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -120,7 +122,10 @@ func (c Config) All(yield func(Message) bool) {
 		p := int32(rng.IntN(int(active)))
 		if badDone < malformed && (every <= 1 || i%every == every-1 || c.Rides-ridesDone == 0) {
 			badDone++
-			if !yield(Message{Partition: p, Value: malformedValue(rng, start), Kind: Malformed}) {
+			// Once every partition has rides, a ride far in the future is bad
+			// input too (rejected by --max-future-skew, not by the decoder).
+			warm := ridesDone > 100*int(c.Partitions)
+			if !yield(Message{Partition: p, Value: malformedValue(rng, start, warm), Kind: Malformed}) {
 				return
 			}
 			continue
@@ -196,10 +201,17 @@ func appendCents(b []byte, c int) []byte {
 	return strconv.AppendInt(b, int64(c%100), 10)
 }
 
-// malformedValue returns one message the decoder must reject, of a random kind.
-func malformedValue(rng *rand.Rand, start time.Time) []byte {
+// malformedValue returns one message that must be rejected, of a random
+// kind: random bytes, truncated JSON, wrong types, missing fields, NaN, huge
+// numbers, a time before 2000, JSON null, a null value (a tombstone), rarely a
+// payload over 1 MiB, and with future a ride years ahead of stream time.
+func malformedValue(rng *rand.Rand, start time.Time, future bool) []byte {
 	ms := strconv.FormatInt(start.UnixMilli(), 10)
-	switch rng.IntN(8) {
+	kinds := 12
+	if future {
+		kinds++
+	}
+	switch k := rng.IntN(kinds); k {
 	case 0: // random bytes
 		b := make([]byte, 1+rng.IntN(64))
 		for i := range b {
@@ -219,7 +231,24 @@ func malformedValue(rng *rand.Rand, start time.Time) []byte {
 		return []byte(`{"PULocationID":186,"total_amount":17.31,"tpep_pickup_datetime":946684799999}`)
 	case 6:
 		return []byte(`{"PULocationID":186,"total_amount":1e400,"tpep_pickup_datetime":` + ms + `}`)
-	default:
+	case 7:
 		return []byte(`null`)
+	case 8:
+		return nil // a tombstone: no value at all
+	case 9:
+		return []byte(`{"PULocationID":null,"total_amount":null,"tpep_pickup_datetime":null}`)
+	case 10:
+		return []byte(`{"PULocationID":[186],"total_amount":{"v":1},"tpep_pickup_datetime":true}`)
+	case 11:
+		if rng.IntN(2000) == 0 { // over 1 MiB; the input topic must allow it
+			b := make([]byte, ride.MaxMessageBytes+100)
+			for i := range b {
+				b[i] = 'x'
+			}
+			return b
+		}
+		return []byte(`{"PULocationID":186,"total_amount":-99999999999,"tpep_pickup_datetime":` + ms + `}`)
+	default: // years ahead of the partition's stream time
+		return []byte(`{"PULocationID":186,"total_amount":17.31,"tpep_pickup_datetime":4102444799000}`)
 	}
 }

@@ -26,6 +26,9 @@ type ProduceOptions struct {
 	// Logger receives progress lines every ProgressEvery (default 2s).
 	Logger        *slog.Logger
 	ProgressEvery time.Duration
+	// MaxMessageBytes overrides the producer's batch limit (for topics whose
+	// max.message.bytes allows payloads over 1 MB).
+	MaxMessageBytes int
 }
 
 // Produce sends msgs to their partitions with the idempotent producer and
@@ -39,6 +42,9 @@ func Produce(ctx context.Context, opt ProduceOptions, msgs iter.Seq[Message]) (i
 	}
 	cfg := kafka.NewConfig("ridestream-generate")
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	if opt.MaxMessageBytes > 0 {
+		cfg.Producer.MaxMessageBytes = opt.MaxMessageBytes
+	}
 	// The manual partitioner sends to msg.Partition; a nil key is what the
 	// tutorial's producer sends too.
 	p, err := sarama.NewAsyncProducer(opt.Brokers, cfg)
@@ -84,8 +90,12 @@ func Produce(ctx context.Context, opt ProduceOptions, msgs iter.Seq[Message]) (i
 				}
 			}
 		}
+		pm := &sarama.ProducerMessage{Topic: opt.Topic, Partition: m.Partition}
+		if m.Value != nil {
+			pm.Value = sarama.ByteEncoder(m.Value)
+		}
 		select {
-		case p.Input() <- &sarama.ProducerMessage{Topic: opt.Topic, Partition: m.Partition, Value: sarama.ByteEncoder(m.Value)}:
+		case p.Input() <- pm:
 			sent++
 		case <-ctx.Done():
 			sendErr = ctx.Err()

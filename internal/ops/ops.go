@@ -1,6 +1,6 @@
 // Package ops serves what an operator watches: /healthz (the process is
-// alive), /readyz (it is doing its job: connected, caught up, not retrying)
-// and /metrics (Prometheus).
+// alive), /readyz (it is doing its job: connected, caught up, not retrying),
+// /metrics (Prometheus) and /debug/pprof/ (Go profiles).
 package ops
 
 import (
@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -73,6 +74,8 @@ func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger)
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("/metrics", promhttp.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--http-addr %s: %w", addr, err)

@@ -38,7 +38,11 @@ type Pipeline struct {
 // NewPipeline makes a topic, a database and the model's answer, and produces
 // the workload at rate messages/s (0: at once); produced closes when done.
 func NewPipeline(t *testing.T, w generate.Config, rate float64) (p *Pipeline, produced chan struct{}) {
-	env := Get(t)
+	return NewPipelineOn(t, Get(t), w, rate)
+}
+
+// NewPipelineOn is NewPipeline on the given servers.
+func NewPipelineOn(t *testing.T, env *Env, w generate.Config, rate float64) (p *Pipeline, produced chan struct{}) {
 	p = &Pipeline{Env: env, Spec: window.DefaultSpec(), Total: int64(w.Count()), AllFinal: w.Heartbeats}
 	p.Topic = env.NewTopic(t, w.Partitions)
 	p.Prefix = strings.ReplaceAll(p.Topic, "rides_", "rs_")
@@ -58,7 +62,8 @@ func NewPipeline(t *testing.T, w generate.Config, rate float64) (p *Pipeline, pr
 	produced = make(chan struct{})
 	go func() {
 		defer close(produced)
-		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.Topic, Rate: rate, Total: w.Count()}, w.All)
+		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.Topic, Rate: rate, Total: w.Count(),
+			MaxMessageBytes: MaxInputBytes}, w.All)
 		if err != nil || n != w.Count() {
 			t.Errorf("produced %d of %d: %v", n, w.Count(), err)
 		}

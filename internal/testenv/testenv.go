@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,6 +162,10 @@ func (e *Env) NewDatabase(t testing.TB) string {
 	return u.String()
 }
 
+// MaxInputBytes is the max.message.bytes of test input topics: poison tests
+// send payloads over 1 MiB.
+const MaxInputBytes = 2 << 20
+
 // NewTopic creates a topic with the given partitions and returns its name.
 func (e *Env) NewTopic(t testing.TB, partitions int32) string {
 	t.Helper()
@@ -170,7 +175,8 @@ func (e *Env) NewTopic(t testing.TB, partitions int32) string {
 		t.Fatalf("connect to test broker (%s): %v", e.BrokerKind, err)
 	}
 	defer admin.Close()
-	if _, err := kafka.EnsureTopics(admin, kafka.Topic{Name: name, Partitions: partitions, Replication: 1, CleanupPolicy: "delete", RetentionMs: -1}); err != nil {
+	if _, err := kafka.EnsureTopics(admin, kafka.Topic{Name: name, Partitions: partitions, Replication: 1, CleanupPolicy: "delete", RetentionMs: -1,
+		Configs: map[string]string{"max.message.bytes": strconv.Itoa(MaxInputBytes)}}); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
 	return name
@@ -208,8 +214,10 @@ func Binary(t testing.TB) string {
 
 // Proc is a ridestream subprocess started by a test.
 type Proc struct {
-	Cmd  *exec.Cmd
-	Log  string
+	Cmd *exec.Cmd
+	Log string
+	// Role names the process in reports.
+	Role string
 	done chan error
 }
 
@@ -273,6 +281,22 @@ func (p *Proc) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// PeakRSSMB is the process's peak resident memory so far (VmHWM), in MiB;
+// 0 once it has exited.
+func (p *Proc) PeakRSSMB() int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 // Tail returns the last n bytes of the process log.
