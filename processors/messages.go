@@ -10,7 +10,7 @@ import (
 // integers are varints. They are small on purpose: the clock and window
 // values are written to a changelog on every ride.
 
-const wireVersion = 1
+const wireVersion = 2
 
 var errShort = errors.New("truncated message")
 
@@ -23,10 +23,19 @@ type Amounts struct {
 	Passengers int64
 }
 
+// NoPrev marks the first message route sends to a key after it was
+// (re)assigned its partition: the receiver cannot check the chain then.
+const NoPrev = -1
+
 // ClockIn is a decoded input record forwarded by route to the clock stage,
 // keyed by its source partition's clock key.
 type ClockIn struct {
-	Offset    int64
+	Offset int64
+	// Prev is the input offset route forwarded before this one in its current
+	// session, or NoPrev. A message whose Prev is not the clock's last applied
+	// offset follows a lost write and is skipped; route sends it again after
+	// its restart (its commit never passes a failed write).
+	Prev      int64
 	Heartbeat bool
 	EventMs   int64
 	Ride      Amounts
@@ -62,9 +71,12 @@ type ClockState struct {
 
 // WindowMsg travels from route to a window shard: a ride or a close marker.
 type WindowMsg struct {
-	Marker      bool
-	Src         int32
-	Offset      int64 // source offset of the ride or of the record that closed the window
+	Marker bool
+	Src    int32
+	Offset int64 // source offset of the ride or of the record that closed the window
+	// Prev is the offset of the message route sent before this one from the
+	// same source to the same key in its current session, or NoPrev.
+	Prev        int64
 	WindowStart int64
 	Ride        Amounts
 }
@@ -79,7 +91,7 @@ type ZoneAgg struct {
 type WindowState struct {
 	WindowStart, WindowEnd int64
 	Zones                  []ZoneAgg // sorted by zone
-	LastRide               []int64   // per source: last applied ride offset, -1 none
+	LastSeen               []int64   // per source: offset of the last applied ride or marker, -1 none
 	Closed                 []bool    // per source: close marker applied
 	Final                  bool
 	FinalSrc               int32
@@ -151,6 +163,7 @@ func (m ClockIn) encode() []byte {
 	e := enc{b: make([]byte, 0, 48)}
 	e.u8(wireVersion)
 	e.i(m.Offset)
+	e.i(m.Prev)
 	e.bool(m.Heartbeat)
 	e.i(m.EventMs)
 	e.amounts(m.Ride)
@@ -160,7 +173,7 @@ func (m ClockIn) encode() []byte {
 func decodeClockIn(b []byte) (ClockIn, error) {
 	d := dec{b: b}
 	d.version("clock input")
-	m := ClockIn{Offset: d.i(), Heartbeat: d.bool(), EventMs: d.i(), Ride: d.amounts()}
+	m := ClockIn{Offset: d.i(), Prev: d.i(), Heartbeat: d.bool(), EventMs: d.i(), Ride: d.amounts()}
 	return m, d.err
 }
 
@@ -195,6 +208,7 @@ func (m WindowMsg) encode() []byte {
 	e.bool(m.Marker)
 	e.i(int64(m.Src))
 	e.i(m.Offset)
+	e.i(m.Prev)
 	e.i(m.WindowStart)
 	if !m.Marker {
 		e.amounts(m.Ride)
@@ -205,7 +219,7 @@ func (m WindowMsg) encode() []byte {
 func decodeWindowMsg(b []byte) (WindowMsg, error) {
 	d := dec{b: b}
 	d.version("window message")
-	m := WindowMsg{Marker: d.bool(), Src: int32(d.i()), Offset: d.i(), WindowStart: d.i()}
+	m := WindowMsg{Marker: d.bool(), Src: int32(d.i()), Offset: d.i(), Prev: d.i(), WindowStart: d.i()}
 	if !m.Marker {
 		m.Ride = d.amounts()
 	}
@@ -213,7 +227,7 @@ func decodeWindowMsg(b []byte) (WindowMsg, error) {
 }
 
 func (s *WindowState) encode() []byte {
-	e := enc{b: make([]byte, 0, 64+len(s.Zones)*24+len(s.LastRide)*5)}
+	e := enc{b: make([]byte, 0, 64+len(s.Zones)*24+len(s.LastSeen)*5)}
 	e.u8(wireVersion)
 	e.i(s.WindowStart)
 	e.i(s.WindowEnd)
@@ -226,8 +240,8 @@ func (s *WindowState) encode() []byte {
 		e.i(z.TipCents)
 		e.i(z.Pass)
 	}
-	e.i(int64(len(s.LastRide)))
-	for i, o := range s.LastRide {
+	e.i(int64(len(s.LastSeen)))
+	for i, o := range s.LastSeen {
 		e.i(o)
 		e.bool(s.Closed[i])
 	}
@@ -253,10 +267,10 @@ func decodeWindowState(b []byte) (*WindowState, error) {
 	if n < 0 || n > int64(len(b)) {
 		return nil, errShort
 	}
-	s.LastRide = make([]int64, n)
+	s.LastSeen = make([]int64, n)
 	s.Closed = make([]bool, n)
-	for i := range s.LastRide {
-		s.LastRide[i] = d.i()
+	for i := range s.LastSeen {
+		s.LastSeen[i] = d.i()
 		s.Closed[i] = d.bool()
 	}
 	s.Final = d.bool()

@@ -26,6 +26,10 @@ var (
 		Name: "ridestream_processor_window_shards_opened_total",
 		Help: "(window, shard) keys created in this instance; opened minus final approximates open windows.",
 	})
+	metricOutOfChain = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "ridestream_processor_out_of_chain_total",
+		Help: "Messages skipped because a write before them was lost (route sends them again after its restart).",
+	}, []string{"stage"})
 	metricRideAfterFinal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_rides_after_final_total",
 		Help: "Rides that reached a final window (a broken upstream order; should stay 0).",

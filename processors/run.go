@@ -129,8 +129,11 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 		}),
 		goka.WithLogger(gokaLogger{log}),
 		goka.WithRebalanceCallback(func(a goka.Assignment) {
-			if stage == StageClock {
+			switch stage {
+			case StageClock:
 				t.owned.set(a)
+			case StageRoute:
+				t.chains.reset() // a new session: predecessors are unknown again
 			}
 		}),
 	}

@@ -16,14 +16,16 @@ import (
 // WindowStep) over per-partition logs, delivering each window key's messages
 // in a random interleaving of the sources (each source in its own order, as
 // Kafka guarantees), with random redeliveries of already-delivered tails as a
-// crash upstream would cause. It returns the final rows emitted.
-func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) map[model.FinalKey]model.FinalRow {
+// crash upstream would cause, and with lost writes followed by route's
+// restart. It returns the final rows emitted.
+func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (finals map[model.FinalKey]model.FinalRow, lost, outOfChain int) {
 	t.Helper()
 	// Clock stage per source, with route's decode in front.
 	perKey := map[string][][]WindowMsg{} // key -> source -> messages in order
 	var keys []string
 	for p, values := range parts {
 		st := ClockState{Src: int32(p), LastOffset: -1}
+		chain := Chain{}
 		for o, v := range values {
 			rec, err := ride.Decode(v)
 			if err != nil {
@@ -34,7 +36,7 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) map
 				in.Ride = amountsOf(rec.Ride)
 			}
 			st = ClockStep(top.Window, top.Horizon, st, in)
-			for _, r := range top.Fanout(&st) {
+			for _, r := range top.Fanout(&st, chain) {
 				if perKey[r.Key] == nil {
 					perKey[r.Key] = make([][]WindowMsg, len(parts))
 					keys = append(keys, r.Key)
@@ -43,7 +45,7 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) map
 			}
 		}
 	}
-	finals := map[model.FinalKey]model.FinalRow{}
+	finals = map[model.FinalKey]model.FinalRow{}
 	emit := func(st *WindowState, reemit bool) {
 		for _, z := range st.Zones {
 			k := model.FinalKey{WindowStart: st.WindowStart, Zone: z.Zone}
@@ -55,8 +57,35 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) map
 			finals[k] = row
 		}
 	}
+	// lossy is what a window key receives from one source when writes get
+	// lost: a lost message, a few later ones that still arrive (out of
+	// chain), then route's restart at or before the lost one, whose first
+	// message has no predecessor.
+	lossy := func(q []WindowMsg) []WindowMsg {
+		var out []WindowMsg
+		for i := 0; i < len(q); {
+			if rng.IntN(30) != 0 {
+				out = append(out, q[i])
+				i++
+				continue
+			}
+			lost++
+			for j := i + 1; j <= i+rng.IntN(3) && j < len(q); j++ {
+				out = append(out, q[j])
+			}
+			i = max(0, i-rng.IntN(2))
+			first := q[i]
+			first.Prev = NoPrev
+			out = append(out, first)
+			i++
+		}
+		return out
+	}
 	for _, key := range keys {
 		queues := perKey[key]
+		for s := range queues {
+			queues[s] = lossy(queues[s])
+		}
 		pos := make([]int, len(queues))
 		var st *WindowState
 		for {
@@ -80,6 +109,8 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) map
 				t.Fatal(err)
 			}
 			switch effect {
+			case EffectOutOfChain:
+				outOfChain++
 			case EffectRideAfterFinal:
 				t.Fatalf("%s: ride p%d@%d after the window was final", key, m.Src, m.Offset)
 			case EffectFinal:
@@ -90,7 +121,26 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) map
 			st = next
 		}
 	}
-	return finals
+	return finals, lost, outOfChain
+}
+
+// TestClockSkipsOutOfChain: a clock input whose predecessor is not the last
+// applied offset follows a lost write and must not be applied.
+func TestClockSkipsOutOfChain(t *testing.T) {
+	st := ClockState{Src: 0, LastOffset: 100}
+	for _, c := range []struct {
+		in    ClockIn
+		apply bool
+	}{
+		{ClockIn{Offset: 101, Prev: 100}, true},
+		{ClockIn{Offset: 102, Prev: 101}, false}, // 101 was lost
+		{ClockIn{Offset: 101, Prev: NoPrev}, true},
+		{ClockIn{Offset: 100, Prev: 99}, false}, // a duplicate
+	} {
+		if got := acceptClock(st, c.in); got != c.apply {
+			t.Errorf("accept(last %d, %+v) = %v, want %v", st.LastOffset, c.in, got, c.apply)
+		}
+	}
 }
 
 func TestSimulatedTopologyEqualsModel(t *testing.T) {
@@ -125,7 +175,7 @@ func TestSimulatedTopologyEqualsModel(t *testing.T) {
 				if len(want) == 0 {
 					t.Fatal("workload produced no final windows")
 				}
-				got := simulate(t, top, parts, rand.New(rand.NewPCG(seed, 99)))
+				got, lost, skipped := simulate(t, top, parts, rand.New(rand.NewPCG(seed, 99)))
 				if len(got) != len(want) {
 					t.Fatalf("%d final rows, model says %d", len(got), len(want))
 				}
@@ -133,6 +183,9 @@ func TestSimulatedTopologyEqualsModel(t *testing.T) {
 					if got[k] != w {
 						t.Fatalf("final %v: got %+v, model %+v", k, got[k], w)
 					}
+				}
+				if lost == 0 || skipped == 0 {
+					t.Fatalf("the simulation lost %d writes and skipped %d messages out of chain: it tested no lost write", lost, skipped)
 				}
 			})
 		}

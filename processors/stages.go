@@ -84,7 +84,7 @@ func (t *Topology) routeInput(ctx goka.Context, msg any) {
 		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[p], out)
 		return
 	}
-	in := ClockIn{Offset: ctx.Offset(), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
+	in := ClockIn{Offset: ctx.Offset(), Prev: t.chains.input(p, ctx.Offset()), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
 	if !in.Heartbeat {
 		in.Ride = amountsOf(rec.Ride)
 	}
@@ -119,8 +119,11 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 		}
 		st = ClockState{Src: p, LastOffset: -1}
 	}
-	if in.Offset <= st.LastOffset {
-		return // applied before a crash; its outputs are in the changelog
+	if !acceptClock(st, in) {
+		if in.Offset > st.LastOffset {
+			metricOutOfChain.WithLabelValues(StageClock).Inc()
+		}
+		return
 	}
 	next := ClockStep(t.Window, t.Horizon, st, in)
 	ctx.SetValue(&next)
@@ -128,6 +131,13 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 	if next.Valid {
 		metricStreamTime.WithLabelValues(strconv.Itoa(int(next.Src))).Set(float64(next.ST) / 1000)
 	}
+}
+
+// acceptClock says whether the clock applies in: not when it was applied
+// before a crash (its outputs are in the changelog already), and not when a
+// write before it was lost (route sends both again after its restart).
+func acceptClock(st ClockState, in ClockIn) bool {
+	return in.Offset > st.LastOffset && (in.Prev == NoPrev || in.Prev == st.LastOffset)
 }
 
 // ClockStep is the clock's pure transition: the state after applying in,
@@ -158,17 +168,39 @@ type Routed struct {
 	Msg WindowMsg
 }
 
+// Chain remembers, for one source partition in one route session, the last
+// offset sent to each window key, so each message can name its predecessor.
+type Chain map[string]int64
+
+// next returns the predecessor of a message with offset o to key and records
+// o; a marker is the last message a source sends a key, so its entry goes.
+func (c Chain) next(key string, o int64, marker bool) int64 {
+	prev, ok := c[key]
+	if !ok {
+		prev = NoPrev
+	}
+	if marker {
+		delete(c, key)
+	} else {
+		c[key] = o
+	}
+	return prev
+}
+
 // Fanout returns the window messages of one clock output: its on-time ride,
 // then a close marker for every shard of every window it closed.
-func (t *Topology) Fanout(st *ClockState) []Routed {
+func (t *Topology) Fanout(st *ClockState, chain Chain) []Routed {
 	var out []Routed
 	if st.Out == OutOnTime {
-		out = append(out, Routed{WindowKey(st.WindowStart, t.Shard(st.Ride.Zone)),
-			WindowMsg{Src: st.Src, Offset: st.LastOffset, WindowStart: st.WindowStart, Ride: st.Ride}})
+		key := WindowKey(st.WindowStart, t.Shard(st.Ride.Zone))
+		out = append(out, Routed{key, WindowMsg{Src: st.Src, Offset: st.LastOffset, Prev: chain.next(key, st.LastOffset, false),
+			WindowStart: st.WindowStart, Ride: st.Ride}})
 	}
 	for w := st.CloseFrom; w < st.CloseTo; w = t.Window.End(w) {
 		for s := 0; s < t.Shards; s++ {
-			out = append(out, Routed{WindowKey(w, s), WindowMsg{Marker: true, Src: st.Src, Offset: st.LastOffset, WindowStart: w}})
+			key := WindowKey(w, s)
+			out = append(out, Routed{key, WindowMsg{Marker: true, Src: st.Src, Offset: st.LastOffset,
+				Prev: chain.next(key, st.LastOffset, true), WindowStart: w}})
 		}
 	}
 	return out
@@ -192,7 +224,7 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 			msTime(st.EventMs), t.Window.MaxFutureSkew, msTime(st.STBefore))})
 		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], out)
 	}
-	for _, r := range t.Fanout(st) {
+	for _, r := range t.Fanout(st, t.chains.forSource(src)) {
 		ctx.Emit(goka.Stream(t.Windows), r.Key, r.Msg)
 	}
 }
@@ -238,6 +270,8 @@ func (t *Topology) windows(ctx goka.Context, msg any) {
 		ctx.Fail(fmt.Errorf("windows %s: %w", ctx.Key(), err))
 	}
 	switch effect {
+	case EffectOutOfChain:
+		metricOutOfChain.WithLabelValues(StageWindows).Inc()
 	case EffectRideAfterFinal:
 		metricRideAfterFinal.Inc()
 		t.Logger.Error("ride arrived after its window was final; it is not counted",
@@ -262,6 +296,7 @@ const (
 	EffectFinal                 // state changed and the window became final: emit its rows
 	EffectReemit                // the finalizing marker again: emit the same rows again
 	EffectRideAfterFinal        // a ride after finality: a broken upstream order, not counted
+	EffectOutOfChain            // a message after a lost write: skipped, route sends both again
 )
 
 // WindowStep is the window stage's pure transition for one message.
@@ -271,29 +306,29 @@ func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (
 	}
 	if st == nil {
 		st = &WindowState{WindowStart: m.WindowStart, WindowEnd: spec.End(m.WindowStart),
-			LastRide: slices.Repeat([]int64{-1}, int(sources)), Closed: make([]bool, sources)}
+			LastSeen: slices.Repeat([]int64{-1}, int(sources)), Closed: make([]bool, sources)}
 	} else {
 		st = st.clone()
 	}
-	if len(st.LastRide) != int(sources) {
-		return st, EffectNone, fmt.Errorf("state was built for %d input partitions, the input has %d: reset and replay", len(st.LastRide), sources)
+	if len(st.LastSeen) != int(sources) {
+		return st, EffectNone, fmt.Errorf("state was built for %d input partitions, the input has %d: reset and replay", len(st.LastSeen), sources)
 	}
-	if !m.Marker {
-		if m.Offset <= st.LastRide[m.Src] {
-			return st, EffectNone, nil
+	if m.Offset <= st.LastSeen[m.Src] {
+		if m.Marker && st.Final && st.FinalSrc == m.Src && st.FinalOffset == m.Offset {
+			return st, EffectReemit, nil
 		}
+		return st, EffectNone, nil // a duplicate after a crash upstream
+	}
+	if m.Prev != NoPrev && m.Prev != st.LastSeen[m.Src] {
+		return st, EffectOutOfChain, nil
+	}
+	st.LastSeen[m.Src] = m.Offset
+	if !m.Marker {
 		if st.Final {
 			return st, EffectRideAfterFinal, nil
 		}
 		st.add(m.Ride)
-		st.LastRide[m.Src] = m.Offset
 		return st, EffectApplied, nil
-	}
-	if st.Closed[m.Src] {
-		if st.Final && st.FinalSrc == m.Src && st.FinalOffset == m.Offset {
-			return st, EffectReemit, nil
-		}
-		return st, EffectNone, nil
 	}
 	st.Closed[m.Src] = true
 	if !slices.Contains(st.Closed, false) {
@@ -306,7 +341,7 @@ func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (
 func (s *WindowState) clone() *WindowState {
 	c := *s
 	c.Zones = slices.Clone(s.Zones)
-	c.LastRide = slices.Clone(s.LastRide)
+	c.LastSeen = slices.Clone(s.LastSeen)
 	c.Closed = slices.Clone(s.Closed)
 	return &c
 }

@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -152,6 +153,52 @@ type Topology struct {
 	ClockKeys []string
 	keyIndex  map[string]int32
 	owned     ownership
+	chains    routeChains
+}
+
+// routeChains is route's memory of what it sent in its current session;
+// it is cleared whenever route's partitions are (re)assigned.
+type routeChains struct {
+	mu        sync.Mutex
+	lastInput map[int32]int64
+	bySource  map[int32]Chain
+}
+
+func (r *routeChains) reset() {
+	r.mu.Lock()
+	r.lastInput, r.bySource = map[int32]int64{}, map[int32]Chain{}
+	r.mu.Unlock()
+}
+
+// input returns the previous input offset forwarded for partition p and records o.
+func (r *routeChains) input(p int32, o int64) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastInput == nil {
+		r.lastInput = map[int32]int64{}
+	}
+	prev, ok := r.lastInput[p]
+	if !ok {
+		prev = NoPrev
+	}
+	r.lastInput[p] = o
+	return prev
+}
+
+// forSource returns the chain of one source partition. goka calls route's
+// callbacks for one partition from one goroutine, so the chain needs no lock.
+func (r *routeChains) forSource(src int32) Chain {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.bySource == nil {
+		r.bySource = map[int32]Chain{}
+	}
+	c, ok := r.bySource[src]
+	if !ok {
+		c = Chain{}
+		r.bySource[src] = c
+	}
+	return c
 }
 
 // ClockKeys returns, for each of n partitions, the first key "p<p>.<k>" that

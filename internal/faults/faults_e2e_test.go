@@ -19,7 +19,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // memBoundMB is the peak resident memory every process must stay under.
-const memBoundMB = 512
+const memBoundMB = 256
 
 // procs tracks the processes of one run and their peak memory.
 type procs struct {
