@@ -129,6 +129,16 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 		}),
 		goka.WithLogger(gokaLogger{log}),
 		goka.WithRebalanceCallback(func(a goka.Assignment) {
+			parts := make([]int32, 0, len(a))
+			for p := range a {
+				parts = append(parts, p)
+			}
+			slices.Sort(parts)
+			if len(parts) == 0 {
+				log.Warn("no partitions assigned to this instance in this generation")
+			} else {
+				log.Info("partitions assigned", "partitions", parts)
+			}
 			switch stage {
 			case StageClock:
 				t.owned.set(a)

@@ -36,7 +36,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := scope.Validate(); err != nil {
 		return err
 	}
-	url, err := dbURL()
+	url, err := dbURL(args)
 	if err != nil {
 		return err
 	}

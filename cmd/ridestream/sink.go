@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	neturl "net/url"
 	"os"
 	"strings"
 
@@ -15,20 +16,24 @@ import (
 	"github.com/ridestream/ridestream/sink"
 )
 
-// databaseFlags adds --database-url and --database-url-file; the URL may hold
-// a password, so it is read from the environment or a file, never logged.
+// databaseFlags adds --database-url and --database-url-file. A URL with a
+// password is refused on the command line (other users see it in ps): it
+// comes from $RIDESTREAM_DATABASE_URL or a file, and is never logged.
 func databaseFlags(fs interface {
 	String(name, value, usage string) *string
-}) func() (string, error) {
-	url := fs.String("database-url", "", "PostgreSQL connection URL (prefer the environment twin or --database-url-file for credentials)")
+}) func(args []string) (string, error) {
+	url := fs.String("database-url", "", "PostgreSQL connection URL; one with a password only through $RIDESTREAM_DATABASE_URL or --database-url-file")
 	file := fs.String("database-url-file", "", "file holding the PostgreSQL connection URL")
-	return func() (string, error) {
+	return func(args []string) (string, error) {
 		if *file != "" {
 			b, err := os.ReadFile(*file)
 			if err != nil {
 				return "", errors.New("--database-url-file: " + err.Error())
 			}
 			return strings.TrimSpace(string(b)), nil
+		}
+		if envflag.OnCommandLine(args, "database-url") && hasPassword(*url) {
+			return "", errors.New("--database-url: holds a password; pass it through $RIDESTREAM_DATABASE_URL or --database-url-file, not the command line")
 		}
 		return *url, nil
 	}
@@ -59,7 +64,7 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	url, err := dbURL()
+	url, err := dbURL(args)
 	if err != nil {
 		return err
 	}
@@ -80,7 +85,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	url, err := dbURL()
+	url, err := dbURL(args)
 	if err != nil {
 		return err
 	}
@@ -106,4 +111,15 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	return nil
+}
+
+// hasPassword reports whether a PostgreSQL URL or key=value DSN carries a password.
+func hasPassword(dsn string) bool {
+	if u, err := neturl.Parse(dsn); err == nil && u.Scheme != "" {
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+		return u.Query().Get("password") != ""
+	}
+	return strings.Contains(strings.ToLower(dsn), "password=")
 }

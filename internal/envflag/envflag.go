@@ -36,3 +36,18 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	}
 	return fs.Parse(args)
 }
+
+// OnCommandLine reports whether args set the flag name explicitly (as -name,
+// --name, -name=v or --name=v), as opposed to its environment twin.
+func OnCommandLine(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}

@@ -38,3 +38,10 @@ func TestBadEnvNamesFlag(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestOnCommandLine(t *testing.T) {
+	args := []string{"--topic", "rides", "-database-url=postgres://u:p@h/db", "--", "--brokers"}
+	if !OnCommandLine(args, "database-url") || !OnCommandLine(args, "topic") || OnCommandLine(args, "brokers") {
+		t.Fatal("OnCommandLine misread the arguments")
+	}
+}

@@ -42,6 +42,9 @@ func newProcs(t *testing.T) *procs {
 				if len(lines) > 30 {
 					lines = append(lines[:15], lines[len(lines)-15:]...)
 				}
+				all := strings.Split(strings.TrimSpace(p.Tail(4000)), "\n")
+				lines = append(lines, "last lines:")
+				lines = append(lines, all[max(0, len(all)-8):]...)
 				t.Logf("--- %s (%s) warnings and errors:\n%s", p.Role, p.Log, strings.Join(lines, "\n"))
 			}
 		}

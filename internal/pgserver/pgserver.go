@@ -119,7 +119,8 @@ func Start(ctx context.Context, opt Options) (*Server, error) {
 		args = append(args, "-c", k+"="+v)
 	}
 	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
+	// Pdeathsig: the cluster dies with the process that started it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	if opt.Log != nil {
 		s.cmd.Stdout, s.cmd.Stderr = opt.Log, opt.Log
 	}

@@ -233,6 +233,8 @@ func StartProc(t testing.TB, logName string, args ...string) *Proc {
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	// A test binary killed by its timeout leaves no processes behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("start ridestream %v: %v", args, err)
