@@ -2,8 +2,11 @@ package processors_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -76,7 +79,40 @@ func verifyView(t *testing.T, p *testenv.Pipeline) {
 			}
 		}
 	}
-	t.Logf("a goka view found all %d shard keys of each of %d final windows, with the model's sums", top.Shards, len(byWindow))
+	// The JSON API serves the same windows, final, with the model's totals.
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/windows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var api []views.WindowJSON
+	if err := json.NewDecoder(resp.Body).Decode(&api); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/windows: %d %v", resp.StatusCode, err)
+	}
+	finalInAPI := 0
+	for _, w := range api {
+		rows, ok := byWindow[w.Start.UnixMilli()]
+		if !ok {
+			if w.Final {
+				t.Errorf("API: window %s is final, the model says not", w.Start)
+			}
+			continue
+		}
+		var trips, cents int64
+		for _, r := range rows {
+			trips, cents = trips+r.Trips, cents+r.Cents
+		}
+		if !w.Final || w.Trips != trips || w.RevenueCents != cents {
+			t.Errorf("API: window %s final %v trips %d cents %d; model %d %d", w.Start, w.Final, w.Trips, w.RevenueCents, trips, cents)
+		}
+		finalInAPI++
+	}
+	if finalInAPI != len(byWindow) {
+		t.Errorf("API lists %d of the model's %d final windows", finalInAPI, len(byWindow))
+	}
+	t.Logf("a goka view found all %d shard keys of each of %d final windows, with the model's sums; GET /api/windows agrees", top.Shards, len(byWindow))
 }
 
 // TestFinalsMatchModel runs one processor and one sink process over the

@@ -7,6 +7,7 @@
 package views
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -82,4 +83,44 @@ func (w *Windows) Get(start int64) (Window, bool, error) {
 	}
 	slices.SortFunc(out.Zones, func(a, b processors.ZoneAgg) int { return int(a.Zone) - int(b.Zone) })
 	return out, out.ShardsFound > 0, nil
+}
+
+// All returns every window the view holds, merged over shards, by start.
+func (w *Windows) All() ([]Window, error) {
+	it, err := w.view.Iterator()
+	if err != nil {
+		return nil, fmt.Errorf("iterate %s: %w", w.top.WindowsTable, err)
+	}
+	defer it.Release()
+	byStart := map[int64]*Window{}
+	for it.Next() {
+		v, err := it.Value()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", it.Key(), err)
+		}
+		st, ok := v.(*processors.WindowState)
+		if !ok || st == nil {
+			continue
+		}
+		win := byStart[st.WindowStart]
+		if win == nil {
+			win = &Window{Start: st.WindowStart, End: st.WindowEnd, Final: true}
+			byStart[st.WindowStart] = win
+		}
+		win.ShardsFound++
+		win.Final = win.Final && st.Final
+		win.Zones = append(win.Zones, st.Zones...)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("iterate %s: %w", w.top.WindowsTable, err)
+	}
+	out := make([]Window, 0, len(byStart))
+	for _, win := range byStart {
+		// A window is final only when every shard key exists and is final.
+		win.Final = win.Final && win.ShardsFound == w.shards
+		slices.SortFunc(win.Zones, func(a, b processors.ZoneAgg) int { return int(a.Zone) - int(b.Zone) })
+		out = append(out, *win)
+	}
+	slices.SortFunc(out, func(a, b Window) int { return cmp.Compare(a.Start, b.Start) })
+	return out, nil
 }

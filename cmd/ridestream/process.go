@@ -17,6 +17,7 @@ import (
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/processors"
+	"github.com/ridestream/ridestream/views"
 )
 
 // processorFlags adds the pipeline's flags and returns a constructor.
@@ -78,12 +79,55 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 // runWithOps runs fn beside the ops HTTP server; both stop when either ends.
-func runWithOps(ctx context.Context, addr string, ready *ops.Readiness, log *slog.Logger, fn func(context.Context) error) error {
+func runWithOps(ctx context.Context, addr string, ready *ops.Readiness, log *slog.Logger, fn func(context.Context) error, routes ...ops.Route) error {
 	g, ctx := errgroup.WithContext(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	g.Go(func() error { defer cancel(); return fn(ctx) })
-	g.Go(func() error { return ops.Serve(ctx, addr, ready, log) })
+	g.Go(func() error { return ops.Serve(ctx, addr, ready, log, routes...) })
 	return g.Wait()
+}
+
+func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlagSet("views", stderr)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	topic := fs.String("topic", DefaultTopic, "rides input topic")
+	prefix := fs.String("prefix", "ridestream", "the pipeline to read")
+	shards := fs.Int("shards", 16, "shards of the pipeline's window stage (as given to process)")
+	httpAddr := fs.String("http-addr", ":8090", "serve /api/windows, /healthz, /readyz and /metrics here")
+	logger := logFlags(fs)
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	log, err := logger(stderr)
+	if err != nil {
+		return err
+	}
+	bs := splitBrokers(*brokers)
+	if len(bs) == 0 {
+		return errors.New("--brokers: at least one broker address is required")
+	}
+	if *shards < 1 {
+		return fmt.Errorf("--shards %d: must be positive", *shards)
+	}
+	if *httpAddr == "" {
+		return errors.New("--http-addr: must not be empty")
+	}
+	top := &processors.Topology{Config: processors.Config{Brokers: bs, InputTopic: *topic, Prefix: *prefix, Shards: *shards},
+		Names: processors.NamesFor(*topic, *prefix)}
+	v, err := views.NewWindows(top)
+	if err != nil {
+		return err
+	}
+	ready := ops.NewReadiness("view")
+	return runWithOps(ctx, *httpAddr, ready, log, func(ctx context.Context) error {
+		go func() {
+			for ctx.Err() == nil && !v.Recovered() {
+				time.Sleep(200 * time.Millisecond)
+			}
+			ready.Set("view", "")
+		}()
+		return v.Run(ctx)
+	}, ops.Route{Pattern: "/api/", Handler: v.Handler()})
 }
 
 func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -58,8 +58,14 @@ func (r *Readiness) Check() error {
 	return errors.Join(errs...)
 }
 
+// Route is an extra handler Serve mounts beside its own endpoints.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
 // Serve runs the HTTP endpoints on addr until ctx ends. An empty addr serves nothing.
-func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger) error {
+func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger, routes ...Route) error {
 	if addr == "" {
 		<-ctx.Done()
 		return nil
@@ -76,6 +82,9 @@ func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger)
 	mux.Handle("/metrics", promhttp.Handler())
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	for _, r := range routes {
+		mux.Handle(r.Pattern, r.Handler)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--http-addr %s: %w", addr, err)
