@@ -19,6 +19,7 @@ demo: build
 # Formatting, vet, then every test with the race detector against a real
 # Apache Kafka 4 broker and a real PostgreSQL started for the run.
 test: fmt-check vet
+	scripts/chromium.sh
 	scripts/test.sh
 
 fmt-check:

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,10 +111,24 @@ func verifyView(t *testing.T, p *testenv.Pipeline) {
 		}
 		finalInAPI++
 	}
-	if finalInAPI != len(byWindow) {
-		t.Errorf("API lists %d of the model's %d final windows", finalInAPI, len(byWindow))
+	if finalInAPI != len(byWindow) || len(api) != len(byWindow) {
+		t.Errorf("API lists %d windows, %d of the model's %d final windows", len(api), finalInAPI, len(byWindow))
 	}
-	t.Logf("a goka view found all %d shard keys of each of %d final windows, with the model's sums; GET /api/windows agrees", top.Shards, len(byWindow))
+
+	// The page, in a real headless Chromium: its chart must show the API's data.
+	dom := testenv.DumpDOM(t, srv.URL+"/", 10*time.Second)
+	bars := regexp.MustCompile(`<rect [^>]*data-window-start="([^"]+)" data-revenue-cents="(-?\d+)" data-trips="(\d+)" data-final="(true|false)"`).FindAllStringSubmatch(dom, -1)
+	if len(bars) != len(api) {
+		t.Fatalf("the page's chart has %d bars, the API %d windows; page:\n%.2000s", len(bars), len(api), dom)
+	}
+	for i, b := range bars {
+		w := api[i]
+		if b[1] != w.Start.Format(time.RFC3339) || b[2] != strconv.FormatInt(w.RevenueCents, 10) ||
+			b[3] != strconv.FormatInt(w.Trips, 10) || b[4] != strconv.FormatBool(w.Final) {
+			t.Fatalf("chart bar %d = %v, API window %+v", i, b[1:], w)
+		}
+	}
+	t.Logf("a goka view found all %d shard keys of each of %d final windows, with the model's sums; GET /api/windows and the chart in headless Chromium agree", top.Shards, len(byWindow))
 }
 
 // TestFinalsMatchModel runs one processor and one sink process over the

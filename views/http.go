@@ -1,12 +1,16 @@
 package views
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 )
+
+//go:embed page.html
+var page []byte
 
 // ZoneJSON is one pickup zone's sums in a window, in the API.
 type ZoneJSON struct {
@@ -28,12 +32,18 @@ type WindowJSON struct {
 	Zones        []ZoneJSON `json:"zones,omitempty"`
 }
 
-// Handler serves GET /api/windows: every window with its totals, filtered by
-// ?from= and ?to= (RFC 3339, on window_start), ?zone= (one pickup zone) and
-// ?zones=1 (include per-zone rows). It answers 503 until the view has
-// recovered, so a reader never sees a half-loaded table.
+// Handler serves GET / (a page with a live hourly revenue chart) and
+// GET /api/windows: every window with rides and its totals, filtered by
+// ?from= and ?to= (RFC 3339, on window_start), ?zone= (one pickup zone),
+// ?zones=1 (include per-zone rows) and ?empty=1 (include windows without
+// rides, such as those a partition's first record closes). The API answers
+// 503 until the view has recovered, so a reader never sees a half-loaded table.
 func (w *Windows) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = rw.Write(page)
+	})
 	mux.HandleFunc("GET /api/windows", func(rw http.ResponseWriter, r *http.Request) {
 		if !w.Recovered() {
 			http.Error(rw, "view is still recovering", http.StatusServiceUnavailable)
@@ -59,7 +69,7 @@ func (w *Windows) Handler() http.Handler {
 		}
 		out := []WindowJSON{}
 		for _, win := range all {
-			if win.Start < from || win.Start >= to {
+			if win.Start < from || win.Start >= to || (len(win.Zones) == 0 && q.Get("empty") != "1") {
 				continue
 			}
 			wj := WindowJSON{Start: time.UnixMilli(win.Start).UTC(), End: time.UnixMilli(win.End).UTC(), Final: win.Final}

@@ -93,7 +93,7 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	topic := fs.String("topic", DefaultTopic, "rides input topic")
 	prefix := fs.String("prefix", "ridestream", "the pipeline to read")
 	shards := fs.Int("shards", 16, "shards of the pipeline's window stage (as given to process)")
-	httpAddr := fs.String("http-addr", ":8090", "serve /api/windows, /healthz, /readyz and /metrics here")
+	httpAddr := fs.String("http-addr", ":8090", "serve the chart page (/), /api/windows, /healthz, /readyz and /metrics here")
 	logger := logFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
@@ -127,7 +127,7 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 			ready.Set("view", "")
 		}()
 		return v.Run(ctx)
-	}, ops.Route{Pattern: "/api/", Handler: v.Handler()})
+	}, ops.Route{Pattern: "/api/", Handler: v.Handler()}, ops.Route{Pattern: "/{$}", Handler: v.Handler()})
 }
 
 func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -367,3 +367,26 @@ func (e *Env) ReadMessages(t testing.TB, topic string) [][]*sarama.ConsumerMessa
 	}
 	return out
 }
+
+// DumpDOM loads url in headless Chromium (Debian's chromium, which make test
+// installs), lets its scripts run for up to budget of virtual time, and
+// returns the resulting DOM. A missing browser fails the test.
+func DumpDOM(t testing.TB, url string, budget time.Duration) string {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not found (scripts/chromium.sh installs it): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+		"--user-data-dir="+t.TempDir(), fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds()), "--dump-dom", url)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom %s: %v\n%s", url, err, stderr.String())
+	}
+	return string(out)
+}
