@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -209,7 +210,7 @@ func TestHelpParsers(t *testing.T) {
 
 func TestBinaryHasTheSubcommandsComposeRuns(t *testing.T) {
 	binary(t)
-	for _, sub := range []string{"generate", "process", "sink", "heartbeat"} {
+	for _, sub := range []string{"generate", "process", "sink", "views", "heartbeat"} {
 		if !slices.Contains(bin.subs, sub) {
 			t.Errorf("ridestream help does not list %q (has %v)", sub, bin.subs)
 		}
@@ -220,7 +221,22 @@ func TestBinaryHasTheSubcommandsComposeRuns(t *testing.T) {
 	if _, ok := bin.flags["sink"]["RIDESTREAM_DATABASE_URL"]; !ok {
 		t.Error("ridestream sink has no --database-url flag")
 	}
+	for _, sub := range httpServices {
+		if _, ok := bin.flags[sub]["RIDESTREAM_HTTP_ADDR"]; !ok {
+			t.Errorf("ridestream %s has no --http-addr flag", sub)
+		}
+	}
+	for _, k := range []string{"RIDESTREAM_TOPIC", "RIDESTREAM_PREFIX", "RIDESTREAM_SHARDS"} {
+		if _, ok := bin.flags["views"][k]; !ok {
+			t.Errorf("ridestream views has no %s twin", k)
+		}
+	}
 }
+
+// httpServices are the compose services (each running the subcommand of its
+// name) that serve HTTP: /healthz, /readyz and /metrics, and views its chart
+// page and /api/windows.
+var httpServices = []string{"process", "sink", "views"}
 
 // ---------------------------------------------------------------------------
 // docker-compose.yml, decoded loosely enough for the forms compose accepts.
@@ -650,13 +666,13 @@ func TestGoVersionSatisfies(t *testing.T) {
 
 func TestServicesExist(t *testing.T) {
 	cf := loadCompose(t)
-	for _, name := range []string{"redpanda", "postgres", "generate", "process", "sink"} {
+	for _, name := range []string{"redpanda", "postgres", "generate", "process", "sink", "views"} {
 		if _, ok := cf.Services[name]; !ok {
 			t.Errorf("service %q missing", name)
 		}
 	}
 	rs := ridestreamServices(cf)
-	for _, name := range []string{"generate", "process", "sink"} {
+	for _, name := range []string{"generate", "process", "sink", "views"} {
 		if _, ok := rs[name]; !ok {
 			t.Errorf("service %q is not built from the repository (no build:)", name)
 		}
@@ -703,7 +719,7 @@ func TestCommandsNameRealSubcommands(t *testing.T) {
 	if !slices.Equal(imageEP, []string{binaryPath}) {
 		t.Fatalf("Dockerfile ENTRYPOINT %q, want [%q]", imageEP, binaryPath)
 	}
-	want := map[string]string{"generate": "generate", "process": "process", "sink": "sink", "heartbeat": "heartbeat"}
+	want := map[string]string{"generate": "generate", "process": "process", "sink": "sink", "views": "views", "heartbeat": "heartbeat"}
 	for name, s := range ridestreamServices(cf) {
 		var argv []string
 		if s.Entrypoint != nil {
@@ -840,6 +856,23 @@ func TestPipelineSettingsAgree(t *testing.T) {
 	if a, b := proc.Environment["RIDESTREAM_INSTANCE_ID"], sink.Environment["RIDESTREAM_INSTANCE_ID"]; a != "" && a == b {
 		t.Errorf("process and sink share RIDESTREAM_INSTANCE_ID %q", a)
 	}
+	// views reads process's windows table: the same pipeline (prefix) and
+	// shard count. Both set explicitly, so neither relies on the other's
+	// default.
+	views, ok := cf.Services["views"]
+	if !ok {
+		t.Fatal("no views service")
+	}
+	for _, k := range []string{"RIDESTREAM_PREFIX", "RIDESTREAM_SHARDS"} {
+		p, pok := env(t, proc, k)
+		v, vok := env(t, views, k)
+		switch {
+		case !pok || !vok:
+			t.Errorf("%s: set it in both process and views so they agree (process: %v, views: %v)", k, pok, vok)
+		case p != v:
+			t.Errorf("%s: process has %q, views %q; views must read process's pipeline", k, p, v)
+		}
+	}
 }
 
 func TestDatabaseURLMatchesPostgres(t *testing.T) {
@@ -939,6 +972,7 @@ func TestDependsOnConditions(t *testing.T) {
 		"generate":  {"redpanda"},
 		"process":   {"redpanda"},
 		"sink":      {"redpanda", "postgres"},
+		"views":     {"redpanda"},
 		"heartbeat": {"redpanda"},
 	}
 	for name, deps := range need {
@@ -995,7 +1029,7 @@ func TestAutoCreateOffBeforeRidestream(t *testing.T) {
 
 func TestRestartPolicies(t *testing.T) {
 	cf := loadCompose(t)
-	for name, want := range map[string]string{"process": "unless-stopped", "sink": "unless-stopped", "generate": "no"} {
+	for name, want := range map[string]string{"process": "unless-stopped", "sink": "unless-stopped", "views": "unless-stopped", "generate": "no"} {
 		if got := cf.Services[name].Restart; got != want {
 			t.Errorf("%s: restart %q, want %q", name, got, want)
 		}
@@ -1036,6 +1070,155 @@ func TestRedpandaListeners(t *testing.T) {
 	}
 	if !published {
 		t.Errorf("redpanda publishes %q, want host port %s to container port 19092", rp.Ports, m[1])
+	}
+}
+
+// portSpec is a compose short-syntax port, [[IP:]HOST:]CONTAINER[/PROTOCOL],
+// with defaults interpolated.
+type portSpec struct{ ip, host, container string }
+
+func parsePort(spec string) (portSpec, error) {
+	s, err := interpolate(spec, map[string]string{})
+	if err != nil {
+		return portSpec{}, err
+	}
+	s, _, _ = strings.Cut(s, "/")
+	var p portSpec
+	switch parts := strings.Split(s, ":"); len(parts) {
+	case 1:
+		p.container = parts[0]
+	case 2:
+		p.host, p.container = parts[0], parts[1]
+	case 3:
+		p.ip, p.host, p.container = parts[0], parts[1], parts[2]
+	default:
+		return portSpec{}, fmt.Errorf("port %q: want IP:HOST:CONTAINER", spec)
+	}
+	for _, n := range []string{p.host, p.container} {
+		if n == "" {
+			continue
+		}
+		if v, err := strconv.Atoi(n); err != nil || v < 1 || v > 65535 {
+			return portSpec{}, fmt.Errorf("port %q: %q is not a port number", spec, n)
+		}
+	}
+	if p.container == "" {
+		return portSpec{}, fmt.Errorf("port %q: no container port", spec)
+	}
+	return p, nil
+}
+
+func TestParsePort(t *testing.T) {
+	for spec, want := range map[string]portSpec{
+		"127.0.0.1:${X:-8090}:8090": {"127.0.0.1", "8090", "8090"},
+		"8080:80/tcp":               {"", "8080", "80"},
+		"5432":                      {"", "", "5432"},
+	} {
+		if got, err := parsePort(spec); err != nil || got != want {
+			t.Errorf("parsePort(%q) = %+v, %v; want %+v", spec, got, err, want)
+		}
+	}
+	for _, bad := range []string{"a:b:c:d", "127.0.0.1:x:80", "127.0.0.1:80:", "${X}:80"} {
+		if _, err := parsePort(bad); err == nil {
+			t.Errorf("parsePort(%q) accepted it", bad)
+		}
+	}
+}
+
+// Everything is published on the host's loopback only (the stack has demo
+// passwords and no authentication), each on a host port of its own.
+func TestPublishedPortsLoopback(t *testing.T) {
+	cf := loadCompose(t)
+	owner := map[string]string{} // host port -> service
+	for name, s := range cf.Services {
+		for _, spec := range s.Ports {
+			p, err := parsePort(spec)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			if p.ip != "127.0.0.1" || p.host == "" {
+				t.Errorf("%s publishes %q: want 127.0.0.1:<host port>:<container port>", name, spec)
+				continue
+			}
+			if other, dup := owner[p.host]; dup {
+				t.Errorf("%s and %s both publish host port %s", name, other, p.host)
+			}
+			owner[p.host] = name
+		}
+	}
+	for _, name := range []string{"redpanda", "postgres", "views"} {
+		if len(cf.Services[name].Ports) == 0 {
+			t.Errorf("%s publishes no port", name)
+		}
+	}
+}
+
+// process, sink and views serve HTTP (health, readiness and metrics for
+// Prometheus; views also its chart and API) on an address reachable from
+// other containers and through a published port, and a ridestream service
+// publishes no port but that one.
+func TestHTTPAddrs(t *testing.T) {
+	cf := loadCompose(t)
+	for name, s := range ridestreamServices(cf) {
+		addr, ok := env(t, s, "RIDESTREAM_HTTP_ADDR")
+		if !ok {
+			if slices.Contains(httpServices, name) {
+				t.Errorf("%s: set RIDESTREAM_HTTP_ADDR (e.g. :8080) so its /healthz, /readyz and /metrics are served", name)
+			}
+			if len(s.Ports) > 0 {
+				t.Errorf("%s publishes %q but serves no HTTP", name, s.Ports)
+			}
+			continue
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Errorf("%s: RIDESTREAM_HTTP_ADDR %q: %v", name, addr, err)
+			continue
+		}
+		if host != "" && host != "0.0.0.0" {
+			t.Errorf("%s: RIDESTREAM_HTTP_ADDR %q listens on %s only, unreachable from outside the container: want :%s", name, addr, host, port)
+		}
+		for _, spec := range s.Ports {
+			if p, err := parsePort(spec); err == nil && p.container != port {
+				t.Errorf("%s publishes container port %s, but serves HTTP on %s", name, p.container, port)
+			}
+		}
+	}
+	views := cf.Services["views"]
+	addr, _ := env(t, views, "RIDESTREAM_HTTP_ADDR")
+	_, port, _ := net.SplitHostPort(addr)
+	published := false
+	for _, spec := range views.Ports {
+		if p, err := parsePort(spec); err == nil && p.container == port {
+			published = true
+		}
+	}
+	if !published {
+		t.Errorf("views publishes %q, not its HTTP port %s (RIDESTREAM_HTTP_ADDR %q)", views.Ports, port, addr)
+	}
+}
+
+// The README sends readers to the views page and API on the default host port.
+func TestReadmeNamesViewsPort(t *testing.T) {
+	cf := loadCompose(t)
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var host string
+	for _, spec := range cf.Services["views"].Ports {
+		if p, err := parsePort(spec); err == nil {
+			host = p.host
+		}
+	}
+	if host == "" {
+		t.Fatal("views publishes no host port")
+	}
+	for _, want := range []string{"http://localhost:" + host + "/", "localhost:" + host + "/api/windows"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("README.md does not mention %s (views' published port is %s)", want, host)
+		}
 	}
 }
 

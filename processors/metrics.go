@@ -1,6 +1,9 @@
 package processors
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -35,5 +38,31 @@ var (
 		Help: "Rides that reached a final window (a broken upstream order; should stay 0).",
 	})
 )
+
+// counted counts a stage's messages for the metric and the progress log.
+func (t *Topology) counted(stage string) {
+	metricMessages.WithLabelValues(stage).Inc()
+	t.processed.Add(1)
+}
+
+// logProgress logs the messages handled per second every interval until ctx
+// ends, for people watching a long replay.
+func (t *Topology) logProgress(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	last, at := t.processed.Load(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			n := t.processed.Load()
+			if n != last {
+				t.Logger.Info("processor progress", "messages", n, "rate_per_s", int(float64(n-last)/now.Sub(at).Seconds()))
+			}
+			last, at = n, now
+		}
+	}
+}
 
 var outKinds = map[uint8]string{OutOnTime: "on_time", OutLate: "late", OutRejected: "rejected", OutHeartbeat: "heartbeat"}

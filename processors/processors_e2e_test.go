@@ -117,7 +117,7 @@ func verifyView(t *testing.T, p *testenv.Pipeline) {
 
 	// The page, in a real headless Chromium: its chart must show the API's data.
 	dom := testenv.DumpDOM(t, srv.URL+"/", 10*time.Second)
-	bars := regexp.MustCompile(`<rect [^>]*data-window-start="([^"]+)" data-revenue-cents="(-?\d+)" data-trips="(\d+)" data-final="(true|false)"`).FindAllStringSubmatch(dom, -1)
+	bars := barPattern.FindAllStringSubmatch(dom, -1)
 	if len(bars) != len(api) {
 		t.Fatalf("the page's chart has %d bars, the API %d windows; page:\n%.2000s", len(bars), len(api), dom)
 	}
@@ -270,6 +270,78 @@ func expectedWithout(w generate.Config) [][][]byte {
 	return parts
 }
 
+// checkPageDuringRun loads the chart page in headless Chromium while windows
+// are still forming and compares it with the API right after: final bars
+// must equal the API exactly, open bars can only have grown since.
+func checkPageDuringRun(t *testing.T, p *testenv.Pipeline) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, finals := p.Counts(t); finals > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no final window within a minute of the start")
+		}
+	}
+	top := &processors.Topology{Config: processors.Config{Brokers: p.Env.Brokers, InputTopic: p.Topic, Prefix: p.Prefix, Shards: 16},
+		Names: processors.NamesFor(p.Topic, p.Prefix)}
+	v, err := views.NewWindows(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	for deadline := time.Now().Add(time.Minute); !v.Recovered(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("view did not recover within a minute")
+		}
+	}
+	dom := testenv.DumpDOM(t, srv.URL+"/", 3*time.Second)
+	resp, err := http.Get(srv.URL + "/api/windows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var api []views.WindowJSON
+	if err := json.NewDecoder(resp.Body).Decode(&api); err != nil {
+		t.Fatal(err)
+	}
+	byStart := map[string]views.WindowJSON{}
+	for _, w := range api {
+		byStart[w.Start.Format(time.RFC3339)] = w
+	}
+	open, final := 0, 0
+	for _, b := range barPattern.FindAllStringSubmatch(dom, -1) {
+		w, ok := byStart[b[1]]
+		cents, _ := strconv.ParseInt(b[2], 10, 64)
+		trips, _ := strconv.ParseInt(b[3], 10, 64)
+		switch {
+		case !ok:
+			t.Fatalf("chart shows window %s, the API does not", b[1])
+		case b[4] == "true":
+			final++
+			if !w.Final || w.Trips != trips || w.RevenueCents != cents {
+				t.Fatalf("final bar %s: %d trips %d cents; API %+v", b[1], trips, cents, w)
+			}
+		default:
+			open++
+			if w.Trips < trips {
+				t.Fatalf("open bar %s shows %d trips, the API later only %d", b[1], trips, w.Trips)
+			}
+		}
+	}
+	if open == 0 || final == 0 {
+		t.Fatalf("mid-run the chart should show open and final windows; it shows %d open, %d final", open, final)
+	}
+	t.Logf("mid-run, headless Chromium's chart showed %d final and %d open windows, consistent with the API", final, open)
+}
+
+var barPattern = regexp.MustCompile(`<rect [^>]*data-window-start="([^"]+)" data-revenue-cents="(-?\d+)" data-trips="(\d+)" data-final="(true|false)"`)
+
 // TestFinalsLatency streams input at a fixed rate and reports how long final
 // rows take to be committed after the record that closed their window was
 // produced (the last partition's closing record). It asserts correctness;
@@ -282,6 +354,7 @@ func TestFinalsLatency(t *testing.T) {
 	proc := testenv.StartProc(t, "process.log", p.ProcessArgs("proc-lat")...)
 	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
 	p.Started = time.Now()
+	checkPageDuringRun(t, p)
 	<-produced
 	p.WaitDone(t, 3*time.Minute, proc, snk)
 	p.VerifyFinals(t)

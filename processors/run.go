@@ -37,6 +37,7 @@ func Run(ctx context.Context, t *Topology, stages []string) error {
 	for _, s := range stages {
 		g.Go(func() error { return t.runStage(ctx, s, graphs[s]) })
 	}
+	g.Go(func() error { t.logProgress(ctx, 10*time.Second); return nil })
 	if t.IdleHeartbeat > 0 && slices.Contains(stages, StageClock) {
 		g.Go(func() error { return t.runIdleHeartbeats(ctx, t.IdleHeartbeat) })
 	}

@@ -69,7 +69,7 @@ const MaxRejectedRaw = 64 << 10
 
 // routeInput: decode; forward to the clock or reject.
 func (t *Topology) routeInput(ctx goka.Context, msg any) {
-	metricMessages.WithLabelValues("route_input").Inc()
+	t.counted("route_input")
 	value, _ := msg.([]byte)
 	p := ctx.Partition()
 	rec, err := ride.Decode(value)
@@ -107,7 +107,7 @@ func amountsOf(r ride.Ride) Amounts {
 
 // clock applies one record to its source's stream time (SPEC §3).
 func (t *Topology) clock(ctx goka.Context, msg any) {
-	metricMessages.WithLabelValues("clock").Inc()
+	t.counted("clock")
 	in := msg.(ClockIn)
 	var st ClockState
 	if v := ctx.Value(); v != nil {
@@ -208,7 +208,7 @@ func (t *Topology) Fanout(st *ClockState, chain Chain) []Routed {
 
 // routeClockOutput fans one clock output out.
 func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
-	metricMessages.WithLabelValues("route_clock").Inc()
+	t.counted("route_clock")
 	st := msg.(*ClockState)
 	src := st.Src
 	switch st.Out {
@@ -257,7 +257,7 @@ type Final struct {
 
 // windows applies rides and close markers to one (window, shard).
 func (t *Topology) windows(ctx goka.Context, msg any) {
-	metricMessages.WithLabelValues("windows").Inc()
+	t.counted("windows")
 	m := msg.(WindowMsg)
 	var st *WindowState
 	if v := ctx.Value(); v != nil {

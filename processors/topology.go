@@ -38,6 +38,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -154,6 +155,7 @@ type Topology struct {
 	keyIndex  map[string]int32
 	owned     ownership
 	chains    routeChains
+	processed atomic.Int64
 }
 
 // routeChains is route's memory of what it sent in its current session;

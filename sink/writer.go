@@ -157,6 +157,11 @@ type writer struct {
 
 	pending []*chunk
 	rows    int
+
+	// progress lines for people watching long runs
+	loggedAt     time.Time
+	sinceLogged  int
+	totalRecords int
 }
 
 func newWriter(pool *pgxpool.Pool, batch int, interval time.Duration, log *slog.Logger, ready *ops.Readiness) *writer {
@@ -249,6 +254,15 @@ func (w *writer) commit(ctx context.Context) error {
 	metricBatchSeconds.Observe(time.Since(start).Seconds())
 	metricBatchRows.Observe(float64(w.rows))
 	w.log.Debug("batch committed", "rows", w.rows, "chunks", len(w.pending), "took", time.Since(start))
+	w.totalRecords += w.rows
+	w.sinceLogged += w.rows
+	if now := time.Now(); now.Sub(w.loggedAt) >= 10*time.Second {
+		if !w.loggedAt.IsZero() {
+			w.log.Info("sink progress", "records_committed", w.totalRecords,
+				"rate_per_s", int(float64(w.sinceLogged)/now.Sub(w.loggedAt).Seconds()))
+		}
+		w.loggedAt, w.sinceLogged = now, 0
+	}
 	w.pending = w.pending[:0]
 	w.rows = 0
 	return nil
