@@ -127,29 +127,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Ready.Set("postgres", "")
 
-	sc := kafka.NewConfig("ridestream-sink")
-	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	sc.Consumer.Return.Errors = true
-	sc.Consumer.Group.Session.Timeout = cfg.SessionTimeout
-	sc.Consumer.Group.Heartbeat.Interval = cfg.SessionTimeout / 4
-	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
-	// Bounded buffering: at most this many fetched messages wait per partition.
-	sc.ChannelBufferSize = 64
-	if cfg.InstanceID != "" {
-		sc.Consumer.Group.InstanceId = cfg.InstanceID
-	}
-	var group sarama.ConsumerGroup
 	var admin sarama.ClusterAdmin
 	if err := retry(ctx, log, nil, "connect to Kafka", func(context.Context) error {
 		var err error
-		if admin, err = sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig("ridestream-sink-admin")); err != nil {
-			return fmt.Errorf("connect to %v: %w", cfg.Brokers, err)
-		}
-		if group, err = sarama.NewConsumerGroup(cfg.Brokers, cfg.Group, sc); err != nil {
-			admin.Close()
-			return fmt.Errorf("join consumer group %s at %v: %w", cfg.Group, cfg.Brokers, err)
-		}
-		return nil
+		admin, err = sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig("ridestream-sink-admin"))
+		return err
 	}); err != nil {
 		return err
 	}
@@ -159,63 +141,90 @@ func Run(ctx context.Context, cfg Config) error {
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
 	w := newWriter(pool, cfg.BatchRows, cfg.FlushInterval, log, cfg.Ready)
-	h := &handler{cfg: cfg, w: w, pool: pool, log: log, state: map[topicPartition]*partitionState{}}
-	topics := []string{cfg.Topic}
-	if cfg.FinalsTopic != "" {
-		topics = append(topics, cfg.FinalsTopic)
-	}
+	var writerGroup errgroup.Group
+	writerGroup.Go(func() error { return w.run(writerCtx) })
 
-	var g errgroup.Group
-	g.Go(func() error { return w.run(writerCtx) })
-	g.Go(func() error {
-		for err := range group.Errors() {
-			log.Warn("consumer group error", "err", err)
-		}
-		return nil
-	})
-	consumeErr := func() error {
-		for ctx.Err() == nil {
-			// Raw input never waits for the processors: until the finals topic
-			// exists the session covers the rides topic alone, and a watcher
-			// ends it once the finals topic appears.
-			sessCtx, endSession := context.WithCancel(ctx)
-			current := topics
-			if len(topics) > 1 && !topicExists(admin, cfg.FinalsTopic) {
-				current = topics[:1]
-				log.Info("finals topic not there yet; landing raw input until it appears", "finals_topic", cfg.FinalsTopic)
-				go func() {
-					for sessCtx.Err() == nil && !topicExists(admin, cfg.FinalsTopic) {
-						select {
-						case <-sessCtx.Done():
-						case <-time.After(5 * time.Second):
-						}
-					}
-					endSession()
-				}()
-			}
-			err := group.Consume(sessCtx, current, h)
-			endSession()
-			if err != nil {
-				if errors.Is(err, sarama.ErrClosedConsumerGroup) {
-					return nil
+	// Raw input and finals are two consumer groups with fixed subscriptions:
+	// raw input never waits for the processors, and the finals group joins
+	// once the processors have created their topic. (One group whose
+	// subscription grows does not work with static membership: a static
+	// member that rejoins keeps its old assignment.)
+	var consumers errgroup.Group
+	consumers.Go(func() error { return consume(ctx, cfg, log, w, pool, cfg.Group, cfg.InstanceID, cfg.Topic) })
+	if cfg.FinalsTopic != "" {
+		consumers.Go(func() error {
+			for logged := false; !topicExists(admin, cfg.FinalsTopic); logged = true {
+				if !logged {
+					log.Info("finals topic not there yet; landing raw input until it appears", "finals_topic", cfg.FinalsTopic)
 				}
-				log.Warn("consume session ended, rejoining", "err", err)
 				select {
 				case <-ctx.Done():
-				case <-time.After(time.Second):
+					return nil
+				case <-time.After(2 * time.Second):
 				}
 			}
-		}
-		return nil
-	}()
-	closeErr := group.Close()
+			instance := ""
+			if cfg.InstanceID != "" {
+				instance = cfg.InstanceID + "-finals"
+			}
+			return consume(ctx, cfg, log, w, pool, cfg.Group+"-finals", instance, cfg.FinalsTopic)
+		})
+	}
+	consumeErr := consumers.Wait()
 	flushCtx, cancel := context.WithTimeout(writerCtx, shutdownGrace)
 	ferr := w.flush(flushCtx)
 	cancel()
 	stopWriter()
-	werr := g.Wait()
+	werr := writerGroup.Wait()
 	log.Info("sink stopped")
-	return errors.Join(consumeErr, closeErr, ferr, werr)
+	return errors.Join(consumeErr, ferr, werr)
+}
+
+// consume runs one consumer group over topic until ctx ends, rejoining after
+// errors, and closes it.
+func consume(ctx context.Context, cfg Config, log *slog.Logger, w *writer, pool *pgxpool.Pool, group, instance, topic string) error {
+	sc := kafka.NewConfig("ridestream-sink")
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Group.Session.Timeout = cfg.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = cfg.SessionTimeout / 4
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
+	// Bounded buffering: at most this many fetched messages wait per partition.
+	sc.ChannelBufferSize = 64
+	if instance != "" {
+		sc.Consumer.Group.InstanceId = instance
+	}
+	log = log.With("group", group)
+	var cg sarama.ConsumerGroup
+	if err := retry(ctx, log, nil, "join consumer group", func(context.Context) error {
+		var err error
+		cg, err = sarama.NewConsumerGroup(cfg.Brokers, group, sc)
+		return err
+	}); err != nil {
+		return nil // ctx ended before Kafka was reachable
+	}
+	go func() {
+		for err := range cg.Errors() {
+			log.Warn("consumer group error", "err", err)
+		}
+	}()
+	h := &handler{cfg: cfg, w: w, pool: pool, log: log, state: map[topicPartition]*partitionState{}}
+	for ctx.Err() == nil {
+		if err := cg.Consume(ctx, []string{topic}, h); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				break
+			}
+			log.Warn("consume session ended, rejoining", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	if err := cg.Close(); err != nil {
+		return fmt.Errorf("close consumer group %s: %w", group, err)
+	}
+	return nil
 }
 
 // partitionState is the in-order state of one claimed partition.
