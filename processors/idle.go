@@ -6,11 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
-
-	"github.com/ridestream/ridestream/internal/kafka"
 )
 
 // ownership tracks the clock-stage partitions this instance processes, so
@@ -41,13 +37,7 @@ func (o *ownership) has(p int32) bool {
 // time among the others. The decision lands in the input log, so a replay
 // reproduces it; no window ever closes on the wall clock alone.
 func (t *Topology) runIdleHeartbeats(ctx context.Context, idle time.Duration) error {
-	cfg := kafka.NewConfig(t.Prefix + "-idle")
-	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	view, err := goka.NewView(t.Brokers, goka.Table(t.ClockTable), ClockStateCodec{},
-		goka.WithViewHasher(kafka.KafkaHasher),
-		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
-		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, goka.NewTopicManagerConfig())))
+	view, err := goka.NewView(t.Brokers, goka.Table(t.ClockTable), ClockStateCodec{}, ViewOptions(t.Prefix+"-idle")...)
 	if err != nil {
 		return fmt.Errorf("open view of %s: %w", t.ClockTable, err)
 	}

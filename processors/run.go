@@ -150,6 +150,20 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 	}
 }
 
+// ViewOptions configures a goka view the way the processors write their
+// tables: murmur2 partitioning, memory storage, Kafka ≥ 3.6 protocol, oldest
+// offset.
+func ViewOptions(clientID string) []goka.ViewOption {
+	cfg := kafka.NewConfig(clientID)
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	return []goka.ViewOption{
+		goka.WithViewHasher(kafka.KafkaHasher),
+		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
+		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, goka.NewTopicManagerConfig())),
+	}
+}
+
 // gokaLogger sends goka's logs to slog at debug level.
 type gokaLogger struct{ log *slog.Logger }
 

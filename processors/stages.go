@@ -215,7 +215,7 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 	case OutLate:
 		end := t.Window.End(st.WindowStart)
 		out, _ := json.Marshal(Late{Partition: src, Offset: st.LastOffset, PickupMs: st.EventMs, Zone: st.Ride.Zone,
-			TotalAmount: cents(st.Ride.Cents), WindowStart: msTime(st.WindowStart), WindowEnd: msTime(end),
+			TotalAmount: Cents(st.Ride.Cents), WindowStart: msTime(st.WindowStart), WindowEnd: msTime(end),
 			StreamTime: msTime(st.STBefore), LateByMs: st.STBefore - (end + t.Window.Lateness.Milliseconds())})
 		ctx.Emit(goka.Stream(t.Late), t.ClockKeys[src], out)
 	case OutRejected:
@@ -362,7 +362,7 @@ func (s *WindowState) add(a Amounts) {
 func (t *Topology) emitFinals(ctx goka.Context, st *WindowState) {
 	for _, z := range st.Zones {
 		out, _ := json.Marshal(Final{WindowStart: msTime(st.WindowStart), WindowEnd: msTime(st.WindowEnd), Zone: z.Zone,
-			Trips: z.Trips, TotalRevenue: cents(z.Cents), RevenueCents: z.Cents, DistanceCenti: z.DistCenti,
+			Trips: z.Trips, TotalRevenue: Cents(z.Cents), RevenueCents: z.Cents, DistanceCenti: z.DistCenti,
 			TipCents: z.TipCents, TotalPassengers: z.Pass})
 		ctx.Emit(goka.Stream(t.Finals), strconv.FormatInt(st.WindowStart, 10)+"#"+strconv.Itoa(int(z.Zone)), out)
 	}
@@ -370,8 +370,8 @@ func (t *Topology) emitFinals(ctx goka.Context, st *WindowState) {
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// cents formats integer cents as an exact decimal string.
-func cents(c int64) string {
+// Cents formats integer cents as an exact decimal string ("-12.05").
+func Cents(c int64) string {
 	sign := ""
 	if c < 0 {
 		sign, c = "-", -c

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/ridestream/ridestream/processors"
 )
 
 //go:embed page.html
@@ -80,10 +82,10 @@ func (w *Windows) Handler() http.Handler {
 				wj.Trips += z.Trips
 				wj.RevenueCents += z.Cents
 				if q.Get("zones") == "1" || zone != -1<<40 {
-					wj.Zones = append(wj.Zones, ZoneJSON{Zone: z.Zone, Trips: z.Trips, Revenue: cents(z.Cents), RevenueCents: z.Cents})
+					wj.Zones = append(wj.Zones, ZoneJSON{Zone: z.Zone, Trips: z.Trips, Revenue: processors.Cents(z.Cents), RevenueCents: z.Cents})
 				}
 			}
-			wj.Revenue = cents(wj.RevenueCents)
+			wj.Revenue = processors.Cents(wj.RevenueCents)
 			out = append(out, wj)
 		}
 		rw.Header().Set("Content-Type", "application/json")
@@ -109,12 +111,4 @@ func timeRange(from, to string) (int64, int64, error) {
 		hi = t.UnixMilli()
 	}
 	return lo, hi, nil
-}
-
-func cents(c int64) string {
-	sign := ""
-	if c < 0 {
-		sign, c = "-", -c
-	}
-	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
 }

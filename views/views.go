@@ -12,11 +12,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 
-	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/processors"
 )
 
@@ -27,20 +24,9 @@ type Windows struct {
 	shards int
 }
 
-func viewOptions(clientID string) []goka.ViewOption {
-	cfg := kafka.NewConfig(clientID)
-	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	return []goka.ViewOption{
-		goka.WithViewHasher(kafka.KafkaHasher),
-		goka.WithViewStorageBuilder(storage.MemoryBuilder()),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg)),
-		goka.WithViewTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg, goka.NewTopicManagerConfig())),
-	}
-}
-
 // NewWindows opens a view over the pipeline's window table.
 func NewWindows(top *processors.Topology) (*Windows, error) {
-	v, err := goka.NewView(top.Brokers, goka.Table(top.WindowsTable), processors.WindowStateCodec{}, viewOptions(top.Prefix+"-view")...)
+	v, err := goka.NewView(top.Brokers, goka.Table(top.WindowsTable), processors.WindowStateCodec{}, processors.ViewOptions(top.Prefix+"-view")...)
 	if err != nil {
 		return nil, fmt.Errorf("open view of %s: %w", top.WindowsTable, err)
 	}
