@@ -57,6 +57,9 @@ const (
 type ClockState struct {
 	Src        int32
 	LastOffset int64 // -1: nothing applied
+	// PrevOffset is LastOffset before this record: route checks the chain to
+	// detect a lost changelog write.
+	PrevOffset int64
 	ST         int64
 	Valid      bool
 	// Out is the output of the record at LastOffset.
@@ -182,6 +185,7 @@ func (s *ClockState) encode() []byte {
 	e.u8(wireVersion)
 	e.i(int64(s.Src))
 	e.i(s.LastOffset)
+	e.i(s.PrevOffset)
 	e.i(s.ST)
 	e.bool(s.Valid)
 	e.u8(s.Out)
@@ -197,7 +201,7 @@ func (s *ClockState) encode() []byte {
 func decodeClockState(b []byte) (*ClockState, error) {
 	d := dec{b: b}
 	d.version("clock state")
-	s := &ClockState{Src: int32(d.i()), LastOffset: d.i(), ST: d.i(), Valid: d.bool(), Out: d.u8(), EventMs: d.i(),
+	s := &ClockState{Src: int32(d.i()), LastOffset: d.i(), PrevOffset: d.i(), ST: d.i(), Valid: d.bool(), Out: d.u8(), EventMs: d.i(),
 		Ride: d.amounts(), WindowStart: d.i(), STBefore: d.i(), CloseFrom: d.i(), CloseTo: d.i()}
 	return s, d.err
 }

@@ -33,6 +33,10 @@ var (
 		Name: "ridestream_processor_out_of_chain_total",
 		Help: "Messages skipped because a write before them was lost (route sends them again after its restart).",
 	}, []string{"stage"})
+	metricClockGaps = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_clock_gaps_total",
+		Help: "Gaps route found in the clock's changelog (lost clock outputs; should stay 0).",
+	})
 	metricRideAfterFinal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_rides_after_final_total",
 		Help: "Rides that reached a final window (a broken upstream order; should stay 0).",

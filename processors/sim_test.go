@@ -221,3 +221,36 @@ func TestModelDependsOnPartitionOrder(t *testing.T) {
 		t.Fatal("reordering within a partition did not change the finals; the model ignores order")
 	}
 }
+
+// TestRouteSeesClockGaps: route finds a lost clock changelog record by the
+// chain of PrevOffset, and is not fooled by duplicates or a new session.
+func TestRouteSeesClockGaps(t *testing.T) {
+	spec := window.DefaultSpec()
+	st := ClockState{Src: 0, LastOffset: -1}
+	var states []ClockState
+	for o := int64(0); o < 5; o++ {
+		st = ClockStep(spec, time.Hour, st, ClockIn{Offset: o, Prev: o - 1, EventMs: 1730419200000 + o*1000})
+		states = append(states, st)
+	}
+	gaps := func(seq ...int) int {
+		var r routeChains
+		r.reset()
+		n := 0
+		for _, i := range seq {
+			s := states[i]
+			if last, ok := r.clockOutput(s.Src, s.LastOffset); ok && s.LastOffset > last && s.PrevOffset != last {
+				n++
+			}
+		}
+		return n
+	}
+	if n := gaps(0, 1, 2, 3, 4); n != 0 {
+		t.Fatalf("%d gaps in a complete changelog", n)
+	}
+	if n := gaps(2, 3, 3, 1, 4); n != 0 { // starts mid-way, duplicates
+		t.Fatalf("%d gaps reported for duplicates", n)
+	}
+	if n := gaps(0, 1, 3, 4); n != 1 { // record 2 lost
+		t.Fatalf("%d gaps for one lost record", n)
+	}
+}

@@ -146,7 +146,7 @@ func ClockStep(spec window.Spec, horizon time.Duration, st ClockState, in ClockI
 	before := window.Clock{ST: st.ST, Valid: st.Valid}
 	after := before
 	d := spec.Observe(&after, in.EventMs)
-	next := ClockState{Src: st.Src, LastOffset: in.Offset, ST: after.ST, Valid: after.Valid,
+	next := ClockState{Src: st.Src, LastOffset: in.Offset, PrevOffset: st.LastOffset, ST: after.ST, Valid: after.Valid,
 		EventMs: in.EventMs, Ride: in.Ride, WindowStart: d.WindowStart, STBefore: before.ST}
 	switch {
 	case d.Verdict == window.TooFarAhead:
@@ -211,6 +211,11 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 	t.counted("route_clock")
 	st := msg.(*ClockState)
 	src := st.Src
+	if last, ok := t.chains.clockOutput(src, st.LastOffset); ok && st.LastOffset > last && st.PrevOffset != last {
+		metricClockGaps.Inc()
+		t.Logger.Error("clock outputs lost: its changelog skips records; their rides are missing from the windows",
+			"partition", src, "after_offset", last, "next_offset", st.LastOffset, "expected_prev", st.PrevOffset)
+	}
 	switch st.Out {
 	case OutLate:
 		end := t.Window.End(st.WindowStart)

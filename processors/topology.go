@@ -164,12 +164,28 @@ type routeChains struct {
 	mu        sync.Mutex
 	lastInput map[int32]int64
 	bySource  map[int32]Chain
+	lastClock map[int32]int64
 }
 
 func (r *routeChains) reset() {
 	r.mu.Lock()
-	r.lastInput, r.bySource = map[int32]int64{}, map[int32]Chain{}
+	r.lastInput, r.bySource, r.lastClock = map[int32]int64{}, map[int32]Chain{}, map[int32]int64{}
 	r.mu.Unlock()
+}
+
+// clockOutput returns the last clock offset route saw for src in this
+// session (ok false if none) and records o when it is newer.
+func (r *routeChains) clockOutput(src int32, o int64) (last int64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastClock == nil {
+		r.lastClock = map[int32]int64{}
+	}
+	last, ok = r.lastClock[src]
+	if !ok || o > last {
+		r.lastClock[src] = o
+	}
+	return last, ok
 }
 
 // input returns the previous input offset forwarded for partition p and records o.

@@ -108,6 +108,26 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// metric returns the value of one sample (name with labels, as exposed) from
+// /metrics, and whether it was there.
+func metric(addr, sample string) (float64, bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f, true
+			}
+		}
+	}
+	return 0, false
+}
+
 func readyz(addr string) (int, string) {
 	resp, err := http.Get("http://" + addr + "/readyz")
 	if err != nil {
@@ -179,8 +199,8 @@ func TestPostgresOutage(t *testing.T) {
 		Malformed: 0.01, Lateness: 5 * time.Minute, Heartbeats: true}
 	p, produced := testenv.NewPipeline(t, w, 2500) // about 40 s of input
 	ps := newProcs(t)
-	httpAddr := freeAddr(t)
-	proc := ps.start("process", "process.log", p.ProcessArgs("proc-pg")...)
+	httpAddr, procAddr := freeAddr(t), freeAddr(t)
+	proc := ps.start("process", "process.log", append(p.ProcessArgs("proc-pg"), "--http-addr", procAddr)...)
 	snk := ps.start("sink", "sink.log", append(p.SinkArgs(), "--http-addr", httpAddr)...)
 	p.Started = time.Now()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
@@ -203,14 +223,16 @@ func TestPostgresOutage(t *testing.T) {
 		time.Sleep(time.Second)
 		ps.sample()
 		if code, body := readyz(httpAddr); code == http.StatusServiceUnavailable && strings.Contains(body, "postgres") {
-			sawNotReady = true
+			if v, ok := metric(httpAddr, "ridestream_sink_retrying"); ok && v == 1 {
+				sawNotReady = true
+			}
 		}
 		if snk.Exited() || proc.Exited() {
 			t.Fatalf("a process exited during the outage\n%s", snk.Tail(3000))
 		}
 	}
 	if !sawNotReady {
-		t.Errorf("/readyz never reported PostgreSQL down during a 30 s outage")
+		t.Errorf("/readyz and ridestream_sink_retrying never reported PostgreSQL down during a 30 s outage")
 	}
 	if err := env.PG.Restart(context.Background()); err != nil {
 		t.Fatal(err)
@@ -222,6 +244,25 @@ func TestPostgresOutage(t *testing.T) {
 		up.Sub(down).Round(time.Second), time.Since(up).Round(time.Millisecond), el.Round(time.Millisecond))
 	if code, body := readyz(httpAddr); code != http.StatusOK {
 		t.Errorf("sink not ready after recovery: %d %s", code, body)
+	}
+	for _, m := range []struct {
+		addr, sample string
+		min          float64
+	}{
+		{httpAddr, `ridestream_sink_rows_total{table="rides"}`, float64(len(p.Want.Rides))},
+		{httpAddr, `ridestream_sink_rows_total{table="rejected_input"}`, float64(len(p.Want.Rejected))},
+		{httpAddr, `ridestream_sink_rows_total{table="hourly_revenue"}`, float64(len(p.Finals))},
+		{httpAddr, `ridestream_partition_stream_time_seconds{partition="0"}`, 1.7e9},
+		{procAddr, `ridestream_processor_outputs_total{kind="final_rows"}`, float64(len(p.Finals))},
+		{procAddr, `ridestream_processor_outputs_total{kind="late"}`, float64(len(p.Want.Late))},
+		{procAddr, `ridestream_processor_stream_time_seconds{partition="0"}`, 1.7e9},
+	} {
+		if v, ok := metric(m.addr, m.sample); !ok || v < m.min {
+			t.Errorf("metric %s = %v (present %v), want at least %v", m.sample, v, ok, m.min)
+		}
+	}
+	if v, ok := metric(httpAddr, "ridestream_sink_retrying"); !ok || v != 0 {
+		t.Errorf("ridestream_sink_retrying = %v after recovery", v)
 	}
 	if !strings.Contains(snk.Tail(1<<20), `op="commit batch"`) && !strings.Contains(snk.Tail(1<<20), "retrying") {
 		t.Errorf("the sink log has no retry line for the outage")
