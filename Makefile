@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: all build demo test fmt-check vet unit
+.PHONY: all build demo test fmt-check vet unit bench
 
 all: build
 
@@ -32,3 +32,8 @@ vet:
 # Quick loop: the same tests on the in-process kfake broker.
 unit:
 	$(GO) test -race -count=1 ./...
+
+# Benchmarks on this machine in one run against Apache Kafka 4 and a throwaway
+# PostgreSQL: prints a table of rates and ratios and writes BENCHMARKS.md.
+bench: build
+	scripts/bench.sh

@@ -343,29 +343,8 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk) error {
 	}
 	if len(rides) > 0 {
 		vals := make([]any, 15)
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"rides_stage"},
-			[]string{"src_partition", "src_offset", "pickup_at", "dropoff_at", "pu_location_id", "do_location_id",
-				"distance_centi", "passenger_count", "vendor_id", "fare_cents", "tip_cents", "tolls_cents",
-				"total_cents", "window_start", "is_late"},
-			pgx.CopyFromSlice(len(rides), func(i int) ([]any, error) {
-				row := &rides[i]
-				r := &row.r
-				vals[0], vals[1] = row.partition, row.offset
-				vals[2] = time.UnixMilli(r.PickupMs)
-				vals[3] = optTime(r.Has&ride.HasDropoff != 0, r.DropoffMs)
-				vals[4] = r.PULocationID
-				vals[5] = opt32(r.Has&ride.HasDOLocation != 0, r.DOLocationID)
-				vals[6] = opt64(r.Has&ride.HasDistance != 0, r.DistanceCenti)
-				vals[7] = opt32(r.Has&ride.HasPassengers != 0, r.PassengerCount)
-				vals[8] = opt32(r.Has&ride.HasVendor != 0, r.VendorID)
-				vals[9] = opt64(r.Has&ride.HasFare != 0, r.FareCents)
-				vals[10] = opt64(r.Has&ride.HasTip != 0, r.TipCents)
-				vals[11] = opt64(r.Has&ride.HasTolls != 0, r.TollsCents)
-				vals[12] = r.TotalCents
-				vals[13] = time.UnixMilli(row.windowStart)
-				vals[14] = row.late
-				return vals, nil
-			}))
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"rides_stage"}, rideColumns,
+			pgx.CopyFromSlice(len(rides), func(i int) ([]any, error) { return rideValues(&rides[i], vals), nil }))
 		if err != nil {
 			return fmt.Errorf("copy %d rides to staging: %w", len(rides), err)
 		}
@@ -437,6 +416,31 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk) error {
 		}
 	}
 	return nil
+}
+
+// rideColumns are the staging columns of a ride row, in rideValues' order.
+var rideColumns = []string{"src_partition", "src_offset", "pickup_at", "dropoff_at", "pu_location_id", "do_location_id",
+	"distance_centi", "passenger_count", "vendor_id", "fare_cents", "tip_cents", "tolls_cents",
+	"total_cents", "window_start", "is_late"}
+
+// rideValues fills vals (len 15) with row's staging values.
+func rideValues(row *rideRow, vals []any) []any {
+	r := &row.r
+	vals[0], vals[1] = row.partition, row.offset
+	vals[2] = time.UnixMilli(r.PickupMs)
+	vals[3] = optTime(r.Has&ride.HasDropoff != 0, r.DropoffMs)
+	vals[4] = r.PULocationID
+	vals[5] = opt32(r.Has&ride.HasDOLocation != 0, r.DOLocationID)
+	vals[6] = opt64(r.Has&ride.HasDistance != 0, r.DistanceCenti)
+	vals[7] = opt32(r.Has&ride.HasPassengers != 0, r.PassengerCount)
+	vals[8] = opt32(r.Has&ride.HasVendor != 0, r.VendorID)
+	vals[9] = opt64(r.Has&ride.HasFare != 0, r.FareCents)
+	vals[10] = opt64(r.Has&ride.HasTip != 0, r.TipCents)
+	vals[11] = opt64(r.Has&ride.HasTolls != 0, r.TollsCents)
+	vals[12] = r.TotalCents
+	vals[13] = time.UnixMilli(row.windowStart)
+	vals[14] = row.late
+	return vals
 }
 
 func optTime(ok bool, ms int64) any {

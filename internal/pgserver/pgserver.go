@@ -169,6 +169,9 @@ func (s *Server) waitReady(ctx context.Context, admin string) error {
 	}
 }
 
+// Pid is the postmaster's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Kill stops the server abruptly (SIGKILL to its process group), as a crash
 // would; the data directory stays.
 func (s *Server) Kill() {

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ridestream/ridestream/internal/envflag"
+	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/model"
+	"github.com/ridestream/ridestream/internal/pgserver"
+	"github.com/ridestream/ridestream/internal/window"
+	"github.com/ridestream/ridestream/sink"
+)
+
+type config struct {
+	brokers, brokerPidFile, binary, out string
+	rides, partitions, ceilingRows      int
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var c config
+	fs.StringVar(&c.brokers, "brokers", "", "Kafka bootstrap address (required; make bench starts Kafka 4)")
+	fs.StringVar(&c.brokerPidFile, "broker-pid-file", "", "pid file of the broker, to measure its CPU")
+	fs.StringVar(&c.binary, "binary", "bin/ridestream", "the ridestream binary to run")
+	fs.StringVar(&c.out, "out", "BENCHMARKS.md", "markdown file for the results")
+	fs.IntVar(&c.rides, "rides", 1_000_000, "rides in the end-to-end workload")
+	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the input topic")
+	fs.IntVar(&c.ceilingRows, "ceiling-rows", 500_000, "rows for the PostgreSQL ceiling")
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	if c.brokers == "" {
+		return errors.New("--brokers: required")
+	}
+	if _, err := os.Stat(c.binary); err != nil {
+		return fmt.Errorf("--binary: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	say := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }
+
+	pg, err := pgserver.Start(ctx, pgserver.Options{})
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	say("PostgreSQL ceiling with %d ride rows", c.ceilingRows)
+	ceil, err := sink.MeasureCeiling(ctx, pg.URL, c.ceilingRows, 10000)
+	if err != nil {
+		return err
+	}
+
+	spec := window.DefaultSpec()
+	w := generate.Config{Seed: 11, Rides: c.rides, Partitions: int32(c.partitions), Hours: 24, OutOfOrder: 0.05, Late: 0.01,
+		Malformed: 0.005, Lateness: spec.Lateness, Heartbeats: true}
+	topic := fmt.Sprintf("bench_rides_%d", time.Now().Unix())
+	if err := createTopic(c.brokers, topic, int32(c.partitions)); err != nil {
+		return err
+	}
+	parts := make([][][]byte, w.Partitions)
+	for m := range w.All {
+		parts[m.Partition] = append(parts[m.Partition], m.Value)
+	}
+	wantFinals := len(model.Finals(spec, 24*time.Hour, parts, model.Run(spec, parts)))
+	parts = nil
+	say("producing %d messages to %s", w.Count(), topic)
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: []string{c.brokers}, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
+		return err
+	}
+
+	// End to end: processors and sink as separate processes.
+	dbURL, err := createDatabase(ctx, pg.URL, "pipeline")
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	say("end to end: processors + sink until every raw row and every final window is committed")
+	brokerBefore, _ := cpuOfPidFile(c.brokerPidFile)
+	pgBefore := cpuTree(pg.Pid())
+	start := time.Now()
+	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", "bench_e2e", "--log-level", "warn")
+	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--topic", topic, "--finals-topic", "bench_e2e-finals",
+		"--group", "bench-e2e-sink", "--log-level", "warn")
+	snk.Env = append(os.Environ(), "RIDESTREAM_DATABASE_URL="+dbURL)
+	if err := startAll(proc, snk); err != nil {
+		return err
+	}
+	var peakProc, peakSink int
+	for {
+		var applied, finals int64
+		_ = pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides+rejected+heartbeats) FROM sink_progress WHERE topic=$1),0),
+			(SELECT count(*) FROM hourly_revenue)`, topic).Scan(&applied, &finals)
+		peakProc, peakSink = max(peakProc, peakRSS(proc.Process.Pid)), max(peakSink, peakRSS(snk.Process.Pid))
+		if applied == int64(w.Count()) && finals == int64(wantFinals) {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e2e := time.Since(start)
+	procCPU, sinkCPU := cpuTree(proc.Process.Pid), cpuTree(snk.Process.Pid)
+	brokerAfter, _ := cpuOfPidFile(c.brokerPidFile)
+	pgCPU := cpuTree(pg.Pid()) - pgBefore
+	stopAll(proc, snk)
+
+	// Processors alone: input to finals topic.
+	say("processors only: input topic to finals topic")
+	start = time.Now()
+	procOnly := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", "bench_proc", "--log-level", "warn")
+	if err := startAll(procOnly); err != nil {
+		return err
+	}
+	for {
+		n, err := topicRecords(c.brokers, "bench_proc-finals")
+		if err == nil && n >= int64(wantFinals) {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	procOnlyEl := time.Since(start)
+	stopAll(procOnly)
+
+	perM := func(cpu float64) string { return fmt.Sprintf("%.1f", cpu*1e6/float64(c.rides)) }
+	e2eRate := float64(c.rides) / e2e.Seconds()
+	var b strings.Builder
+	fmt.Fprintf(&b, "# ridestream benchmarks\n\nCommand: `make bench` (go run ./cmd/bench). Date: %s. Machine: %d cores, %s/%s, Apache Kafka 4.1.1 (one node), PostgreSQL (throwaway cluster, fsync on).\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "Workload: %d rides (+%d malformed, %d heartbeats) over %d partitions and 24 event-hours, 5%% out of order, 1%% late; %d final rows.\n\n",
+		c.rides, w.MalformedCount(), c.partitions, c.partitions, wantFinals)
+	fmt.Fprintf(&b, "| measurement | rate | notes |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| PostgreSQL ceiling: plain COPY, ride row | %.0f rows/s | %d rows, 10k rows per transaction |\n", ceil.CopyPerSec, ceil.Rows)
+	fmt.Fprintf(&b, "| PostgreSQL idempotent path (COPY → staging → INSERT … ON CONFLICT + progress) | %.0f rows/s | the sink's own write path |\n", ceil.IdempotentPerSec)
+	fmt.Fprintf(&b, "| ridestream end to end (raw rows + final windows committed) | %.0f rides/s | %v |\n", e2eRate, e2e.Round(time.Millisecond))
+	fmt.Fprintf(&b, "| processors only (input → finals topic) | %.0f rides/s | %v |\n", float64(c.rides)/procOnlyEl.Seconds(), procOnlyEl.Round(time.Millisecond))
+	fmt.Fprintf(&b, "\n| ratio | value | target |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| ridestream ÷ idempotent COPY path | %.2f | ≥ 0.5 |\n", e2eRate/ceil.IdempotentPerSec)
+	fmt.Fprintf(&b, "| ridestream ÷ plain COPY ceiling | %.2f | |\n", e2eRate/ceil.CopyPerSec)
+	fmt.Fprintf(&b, "\n| process (end to end run) | CPU-seconds per 1M rides | peak RSS |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| ridestream process (route, clock, windows) | %s | %d MiB |\n", perM(procCPU), peakProc)
+	fmt.Fprintf(&b, "| ridestream sink | %s | %d MiB |\n", perM(sinkCPU), peakSink)
+	if c.brokerPidFile != "" {
+		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(brokerAfter-brokerBefore))
+	}
+	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(pgCPU))
+	fmt.Fprintf(&b, "\nNot measured yet (issue 6): the tutorial's Python consumer, a Kafka Streams peer, latency at 50%% of the maximum rate.\n")
+	fmt.Print(b.String())
+	return os.WriteFile(c.out, []byte(b.String()), 0o644)
+}
+
+func startProc(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+func startAll(cmds ...*exec.Cmd) error {
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			return fmt.Errorf("start %v: %w", c.Args, err)
+		}
+	}
+	return nil
+}
+
+func stopAll(cmds ...*exec.Cmd) {
+	for _, c := range cmds {
+		_ = c.Process.Signal(syscall.SIGTERM)
+	}
+	for _, c := range cmds {
+		_ = c.Wait()
+	}
+}
+
+// cpuTree is the CPU seconds of pid and its children (live and reaped).
+func cpuTree(pid int) float64 {
+	total := cpuOf(pid, true)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := statFields(child); len(f) > 3 && f[3] == strconv.Itoa(pid) {
+			total += cpuOf(child, false)
+		}
+	}
+	return total
+}
+
+// statFields returns /proc/pid/stat split after the command name.
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return append([]string{"", ""}, strings.Fields(s[i+1:])...)
+}
+
+func cpuOf(pid int, withChildren bool) float64 {
+	f := statFields(pid)
+	if len(f) < 17 {
+		return 0
+	}
+	n := 0
+	last := 14
+	if withChildren {
+		last = 16
+	}
+	for i := 13; i <= last; i++ {
+		v, _ := strconv.Atoi(f[i])
+		n += v
+	}
+	return float64(n) / 100 // USER_HZ
+}
+
+func cpuOfPidFile(path string) (float64, error) {
+	if path == "" {
+		return 0, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, err
+	}
+	return cpuOf(pid, false), nil
+}
+
+func peakRSS(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func createTopic(brokers, topic string, partitions int32) error {
+	admin, err := sarama.NewClusterAdmin([]string{brokers}, kafka.NewConfig("bench"))
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	_, err = kafka.EnsureTopics(admin, kafka.Topic{Name: topic, Partitions: partitions, Replication: 1, CleanupPolicy: "delete", RetentionMs: -1})
+	return err
+}
+
+func topicRecords(brokers, topic string) (int64, error) {
+	client, err := sarama.NewClient([]string{brokers}, kafka.NewConfig("bench"))
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return 0, err
+		}
+		n += hwm
+	}
+	return n, nil
+}
+
+func createDatabase(ctx context.Context, adminURL, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", err
+	}
+	return strings.Replace(adminURL, "/"+pgserver.Database+"?", "/"+name+"?", 1), nil
+}

@@ -1,0 +1,84 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/ride"
+	"github.com/ridestream/ridestream/internal/window"
+)
+
+// Ceiling is what PostgreSQL takes of the sink's ride rows on this machine.
+type Ceiling struct {
+	Rows int
+	// CopyPerSec is a plain COPY into a logged table of the staging shape,
+	// one transaction per batch: the ceiling.
+	CopyPerSec float64
+	// IdempotentPerSec is the sink's own path: COPY into staging, INSERT …
+	// ORDER BY key ON CONFLICT DO NOTHING into rides, progress upsert, one
+	// transaction per batch.
+	IdempotentPerSec float64
+}
+
+// MeasureCeiling writes rows synthetic rides both ways into the database at
+// url (migrated first) in batches of batch rows.
+func MeasureCeiling(ctx context.Context, url string, rows, batch int) (Ceiling, error) {
+	c := Ceiling{Rows: rows}
+	pool, err := OpenPool(ctx, url)
+	if err != nil {
+		return c, err
+	}
+	defer pool.Close()
+	if err := MigratePool(ctx, pool); err != nil {
+		return c, err
+	}
+	spec := window.DefaultSpec()
+	w := generate.Config{Seed: 3, Rides: rows, Partitions: 1, Hours: 24, Lateness: spec.Lateness}
+	all := make([]rideRow, 0, rows)
+	for m := range w.All {
+		rec, err := ride.Decode(m.Value)
+		if err != nil {
+			return c, fmt.Errorf("generated ride does not decode: %w", err)
+		}
+		all = append(all, rideRow{partition: 0, offset: int64(len(all)), r: rec.Ride, windowStart: spec.Start(rec.EventMs)})
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_copy (LIKE rides INCLUDING DEFAULTS);
+		ALTER TABLE bench_copy ALTER COLUMN trip_distance TYPE bigint, ALTER COLUMN fare_amount TYPE bigint,
+		ALTER COLUMN tip_amount TYPE bigint, ALTER COLUMN tolls_amount TYPE bigint, ALTER COLUMN total_amount TYPE bigint;
+		TRUNCATE bench_copy`); err != nil {
+		return c, fmt.Errorf("create bench_copy: %w", err)
+	}
+	cols := []string{"src_partition", "src_offset", "pickup_at", "dropoff_at", "pu_location_id", "do_location_id",
+		"trip_distance", "passenger_count", "vendor_id", "fare_amount", "tip_amount", "tolls_amount",
+		"total_amount", "window_start", "is_late"}
+	start := time.Now()
+	for lo := 0; lo < len(all); lo += batch {
+		part := all[lo:min(lo+batch, len(all))]
+		vals := make([]any, 15)
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, cols,
+				pgx.CopyFromSlice(len(part), func(i int) ([]any, error) { return rideValues(&part[i], vals), nil }))
+			return err
+		})
+		if err != nil {
+			return c, fmt.Errorf("copy batch: %w", err)
+		}
+	}
+	c.CopyPerSec = float64(len(all)) / time.Since(start).Seconds()
+
+	start = time.Now()
+	for lo := 0; lo < len(all); lo += batch {
+		part := all[lo:min(lo+batch, len(all))]
+		ch := &chunk{rides: part, records: len(part),
+			progress: progress{topic: "bench", partition: 0, next: part[len(part)-1].offset + 1, rides: part[len(part)-1].offset + 1}}
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, []*chunk{ch}) }); err != nil {
+			return c, fmt.Errorf("idempotent batch: %w", err)
+		}
+	}
+	c.IdempotentPerSec = float64(len(all)) / time.Since(start).Seconds()
+	return c, nil
+}
