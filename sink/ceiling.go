@@ -15,8 +15,9 @@ import (
 // Ceiling is what PostgreSQL takes of the sink's ride rows on this machine.
 type Ceiling struct {
 	Rows int
-	// CopyPerSec is a plain COPY into a logged table of the staging shape,
-	// one transaction per batch: the ceiling.
+	// CopyPerSec is a plain COPY into a logged table of the rides shape
+	// (its primary key included, amounts as integer cents), one transaction
+	// per batch: the ceiling.
 	CopyPerSec float64
 	// IdempotentPerSec is the sink's own path: COPY into staging, INSERT …
 	// ORDER BY key ON CONFLICT DO NOTHING into rides, progress upsert, one
@@ -46,7 +47,7 @@ func MeasureCeiling(ctx context.Context, url string, rows, batch int) (Ceiling, 
 		}
 		all = append(all, rideRow{partition: 0, offset: int64(len(all)), r: rec.Ride, windowStart: spec.Start(rec.EventMs)})
 	}
-	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_copy (LIKE rides INCLUDING DEFAULTS);
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_copy (LIKE rides INCLUDING DEFAULTS INCLUDING INDEXES);
 		ALTER TABLE bench_copy ALTER COLUMN trip_distance TYPE bigint, ALTER COLUMN fare_amount TYPE bigint,
 		ALTER COLUMN tip_amount TYPE bigint, ALTER COLUMN tolls_amount TYPE bigint, ALTER COLUMN total_amount TYPE bigint;
 		TRUNCATE bench_copy`); err != nil {
