@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,9 +43,9 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	bs := splitBrokers(*brokers)
-	if len(bs) == 0 {
-		return errors.New("--brokers: at least one broker address is required")
+	bs, err := requireBrokers(*brokers)
+	if err != nil {
+		return err
 	}
 	if *partitions <= 0 {
 		return fmt.Errorf("--partitions %d: must be positive", *partitions)

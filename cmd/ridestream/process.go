@@ -102,9 +102,9 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bs := splitBrokers(*brokers)
-	if len(bs) == 0 {
-		return errors.New("--brokers: at least one broker address is required")
+	bs, err := requireBrokers(*brokers)
+	if err != nil {
+		return err
 	}
 	if *shards < 1 {
 		return fmt.Errorf("--shards %d: must be positive", *shards)
@@ -139,9 +139,9 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	bs := splitBrokers(*brokers)
-	if len(bs) == 0 {
-		return errors.New("--brokers: at least one broker address is required")
+	bs, err := requireBrokers(*brokers)
+	if err != nil {
+		return err
 	}
 	var ms int64
 	switch {

@@ -28,9 +28,9 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	bs := splitBrokers(*brokers)
-	if len(bs) == 0 {
-		return errors.New("--brokers: at least one broker address is required")
+	bs, err := requireBrokers(*brokers)
+	if err != nil {
+		return err
 	}
 	scope := sink.ResetScope(*pg)
 	if err := scope.Validate(); err != nil {

@@ -100,6 +100,15 @@ func windowFlags(fs *flag.FlagSet) func() (window.Spec, error) {
 	}
 }
 
+// requireBrokers splits --brokers and insists on at least one address.
+func requireBrokers(s string) ([]string, error) {
+	bs := splitBrokers(s)
+	if len(bs) == 0 {
+		return nil, errors.New("--brokers: at least one broker address is required")
+	}
+	return bs, nil
+}
+
 func splitBrokers(s string) []string {
 	var out []string
 	for _, b := range strings.Split(s, ",") {
