@@ -8,5 +8,11 @@ cleanup() {
   rm -rf "$state"
 }
 trap cleanup EXIT
+# The tutorial's consumer: kafka-python and psycopg2 from PyPI, once.
+venv=.cache/bench-venv
+if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import kafka, psycopg2' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q kafka-python==3.0.12 psycopg2-binary==2.9.13
+fi
 brokers=$(scripts/kafka4.sh start "$state")
-go run ./cmd/bench --brokers "$brokers" --broker-pid-file "$state/kafka.pid" --binary bin/ridestream "$@"
+go run ./cmd/bench --brokers "$brokers" --broker-pid-file "$state/kafka.pid" --binary bin/ridestream --python "$venv/bin/python" "$@"
