@@ -24,6 +24,7 @@ import (
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/pgserver"
+	"github.com/ridestream/ridestream/internal/procstat"
 	"github.com/ridestream/ridestream/internal/window"
 	"github.com/ridestream/ridestream/sink"
 )
@@ -113,7 +114,7 @@ func run(ctx context.Context, args []string) error {
 		var applied, finals int64
 		_ = pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides+rejected+heartbeats) FROM sink_progress WHERE topic=$1),0),
 			(SELECT count(*) FROM hourly_revenue)`, topic).Scan(&applied, &finals)
-		peakProc, peakSink = max(peakProc, peakRSS(proc.Process.Pid)), max(peakSink, peakRSS(snk.Process.Pid))
+		peakProc, peakSink = max(peakProc, procstat.PeakRSSMB(proc.Process.Pid)), max(peakSink, procstat.PeakRSSMB(snk.Process.Pid))
 		if applied == int64(w.Count()) && finals == int64(wantFinals) {
 			break
 		}
@@ -282,20 +283,6 @@ func cpuOfPidFile(path string) (float64, error) {
 		return 0, err
 	}
 	return cpuOf(pid, false), nil
-}
-
-func peakRSS(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.Atoi(f[1])
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 func createTopic(brokers, topic string, partitions int32) error {

@@ -29,6 +29,7 @@ import (
 	"github.com/ridestream/ridestream/internal/broker"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pgserver"
+	"github.com/ridestream/ridestream/internal/procstat"
 )
 
 // Environment variables that point tests at running servers.
@@ -287,19 +288,7 @@ func (p *Proc) Exited() bool {
 
 // PeakRSSMB is the process's peak resident memory so far (VmHWM), in MiB;
 // 0 once it has exited.
-func (p *Proc) PeakRSSMB() int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.Atoi(f[1])
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func (p *Proc) PeakRSSMB() int { return procstat.PeakRSSMB(p.Cmd.Process.Pid) }
 
 // Tail returns the last n bytes of the process log.
 func (p *Proc) Tail(n int) string {
