@@ -7,10 +7,11 @@ import (
 )
 
 // Binary messages of the internal topics. Each starts with a version byte;
-// integers are varints. They are small on purpose: the clock and window
-// values are written to a changelog on every ride.
+// integers are varints. Version 3 batches: one clock message carries many
+// input records and one window message many rides, so the changelogs are
+// written per batch, not per ride.
 
-const wireVersion = 2
+const wireVersion = 3
 
 var errShort = errors.New("truncated message")
 
@@ -27,19 +28,29 @@ type Amounts struct {
 // (re)assigned its partition: the receiver cannot check the chain then.
 const NoPrev = -1
 
-// ClockIn is a decoded input record forwarded by route to the clock stage,
-// keyed by its source partition's clock key.
+// ClockIn is a decoded input record forwarded by route to the clock stage.
 type ClockIn struct {
-	Offset int64
-	// Prev is the input offset route forwarded before this one in its current
-	// session, or NoPrev. A message whose Prev is not the clock's last applied
-	// offset follows a lost write and is skipped; route sends it again after
-	// its restart (its commit never passes a failed write).
-	Prev      int64
+	Offset    int64
 	Heartbeat bool
 	EventMs   int64
 	Ride      Amounts
 }
+
+// ClockBatch is what route sends the clock stage, keyed by the source
+// partition's clock key: consecutive decoded records of one partition in
+// offset order (undecodable ones are absent).
+type ClockBatch struct {
+	// Prev is the last input offset of the batch route sent before this one
+	// in its current session, or NoPrev. A batch whose Prev is not the
+	// clock's last applied offset follows a lost write and is skipped; route
+	// sends it again after its restart (its commit never passes a failed
+	// write).
+	Prev  int64
+	Items []ClockIn
+}
+
+// Last is the offset of the batch's last record.
+func (b ClockBatch) Last() int64 { return b.Items[len(b.Items)-1].Offset }
 
 // Output kinds of the clock stage: what one input record produced.
 const (
@@ -50,19 +61,9 @@ const (
 	OutRejected               // too far ahead of the stream time
 )
 
-// ClockState is the clock stage's value per source partition. Its changelog
-// is also the clock's output stream: Out describes what the record at
-// LastOffset produced, so outputs and state are written in one record and a
-// crash can never separate them.
-type ClockState struct {
-	Src        int32
-	LastOffset int64 // -1: nothing applied
-	// PrevOffset is LastOffset before this record: route checks the chain to
-	// detect a lost changelog write.
-	PrevOffset int64
-	ST         int64
-	Valid      bool
-	// Out is the output of the record at LastOffset.
+// ClockOut is what one input record produced at the clock.
+type ClockOut struct {
+	Offset      int64
 	Out         uint8
 	EventMs     int64
 	Ride        Amounts
@@ -72,16 +73,34 @@ type ClockState struct {
 	CloseFrom, CloseTo int64
 }
 
-// WindowMsg travels from route to a window shard: a ride or a close marker.
+// ClockState is the clock stage's value per source partition. Its changelog
+// is also the clock's output stream: Outs are what the records of the last
+// applied batch produced, so outputs and state are written in one record and
+// a crash can never separate them.
+type ClockState struct {
+	Src        int32
+	LastOffset int64 // -1: nothing applied
+	// PrevOffset is LastOffset before the last batch: route checks the chain
+	// to detect a lost changelog write.
+	PrevOffset int64
+	ST         int64
+	Valid      bool
+	// Outs of the records applied last, in offset order.
+	Outs []ClockOut
+}
+
+// WindowMsg travels from route to a window shard: the on-time rides of one
+// clock batch for that shard, in offset order, then possibly the source's
+// close marker for the window.
 type WindowMsg struct {
 	Marker bool
 	Src    int32
-	Offset int64 // source offset of the ride or of the record that closed the window
+	Offset int64 // source offset of the last ride, or of the record that closed the window
 	// Prev is the offset of the message route sent before this one from the
 	// same source to the same key in its current session, or NoPrev.
 	Prev        int64
 	WindowStart int64
-	Ride        Amounts
+	Rides       []Amounts
 }
 
 // ZoneAgg is one pickup zone's running sums in a window.
@@ -162,60 +181,104 @@ func (d *dec) version(what string) {
 
 // Encode and Decode implement the goka codecs below.
 
-func (m ClockIn) encode() []byte {
-	e := enc{b: make([]byte, 0, 48)}
+// count reads a length that cannot exceed the bytes left (each element
+// takes at least one).
+func (d *dec) count() int {
+	n := d.i()
+	if d.err == nil && (n < 0 || n > int64(len(d.b))) {
+		d.err = errShort
+	}
+	if d.err != nil {
+		return 0
+	}
+	return int(n)
+}
+
+func (m ClockBatch) encode() []byte {
+	e := enc{b: make([]byte, 0, 16+len(m.Items)*32)}
 	e.u8(wireVersion)
-	e.i(m.Offset)
 	e.i(m.Prev)
-	e.bool(m.Heartbeat)
-	e.i(m.EventMs)
-	e.amounts(m.Ride)
+	e.i(int64(len(m.Items)))
+	for _, in := range m.Items {
+		e.i(in.Offset)
+		e.bool(in.Heartbeat)
+		e.i(in.EventMs)
+		if !in.Heartbeat {
+			e.amounts(in.Ride)
+		}
+	}
 	return e.b
 }
 
-func decodeClockIn(b []byte) (ClockIn, error) {
+func decodeClockBatch(b []byte) (ClockBatch, error) {
 	d := dec{b: b}
-	d.version("clock input")
-	m := ClockIn{Offset: d.i(), Prev: d.i(), Heartbeat: d.bool(), EventMs: d.i(), Ride: d.amounts()}
+	d.version("clock batch")
+	m := ClockBatch{Prev: d.i()}
+	m.Items = make([]ClockIn, d.count())
+	for i := range m.Items {
+		in := &m.Items[i]
+		in.Offset, in.Heartbeat, in.EventMs = d.i(), d.bool(), d.i()
+		if !in.Heartbeat {
+			in.Ride = d.amounts()
+		}
+	}
+	if d.err == nil && len(m.Items) == 0 {
+		d.err = errors.New("clock batch: no records")
+	}
 	return m, d.err
 }
 
 func (s *ClockState) encode() []byte {
-	e := enc{b: make([]byte, 0, 80)}
+	e := enc{b: make([]byte, 0, 32+len(s.Outs)*40)}
 	e.u8(wireVersion)
 	e.i(int64(s.Src))
 	e.i(s.LastOffset)
 	e.i(s.PrevOffset)
 	e.i(s.ST)
 	e.bool(s.Valid)
-	e.u8(s.Out)
-	e.i(s.EventMs)
-	e.amounts(s.Ride)
-	e.i(s.WindowStart)
-	e.i(s.STBefore)
-	e.i(s.CloseFrom)
-	e.i(s.CloseTo)
+	e.i(int64(len(s.Outs)))
+	for _, o := range s.Outs {
+		e.i(o.Offset)
+		e.u8(o.Out)
+		e.i(o.EventMs)
+		if o.Out == OutOnTime || o.Out == OutLate {
+			e.amounts(o.Ride)
+		}
+		e.i(o.WindowStart)
+		e.i(o.STBefore)
+		e.i(o.CloseFrom)
+		e.i(o.CloseTo)
+	}
 	return e.b
 }
 
 func decodeClockState(b []byte) (*ClockState, error) {
 	d := dec{b: b}
 	d.version("clock state")
-	s := &ClockState{Src: int32(d.i()), LastOffset: d.i(), PrevOffset: d.i(), ST: d.i(), Valid: d.bool(), Out: d.u8(), EventMs: d.i(),
-		Ride: d.amounts(), WindowStart: d.i(), STBefore: d.i(), CloseFrom: d.i(), CloseTo: d.i()}
+	s := &ClockState{Src: int32(d.i()), LastOffset: d.i(), PrevOffset: d.i(), ST: d.i(), Valid: d.bool()}
+	s.Outs = make([]ClockOut, d.count())
+	for i := range s.Outs {
+		o := &s.Outs[i]
+		o.Offset, o.Out, o.EventMs = d.i(), d.u8(), d.i()
+		if o.Out == OutOnTime || o.Out == OutLate {
+			o.Ride = d.amounts()
+		}
+		o.WindowStart, o.STBefore, o.CloseFrom, o.CloseTo = d.i(), d.i(), d.i(), d.i()
+	}
 	return s, d.err
 }
 
 func (m WindowMsg) encode() []byte {
-	e := enc{b: make([]byte, 0, 48)}
+	e := enc{b: make([]byte, 0, 32+len(m.Rides)*24)}
 	e.u8(wireVersion)
 	e.bool(m.Marker)
 	e.i(int64(m.Src))
 	e.i(m.Offset)
 	e.i(m.Prev)
 	e.i(m.WindowStart)
-	if !m.Marker {
-		e.amounts(m.Ride)
+	e.i(int64(len(m.Rides)))
+	for _, a := range m.Rides {
+		e.amounts(a)
 	}
 	return e.b
 }
@@ -224,8 +287,11 @@ func decodeWindowMsg(b []byte) (WindowMsg, error) {
 	d := dec{b: b}
 	d.version("window message")
 	m := WindowMsg{Marker: d.bool(), Src: int32(d.i()), Offset: d.i(), Prev: d.i(), WindowStart: d.i()}
-	if !m.Marker {
-		m.Ride = d.amounts()
+	if n := d.count(); n > 0 {
+		m.Rides = make([]Amounts, n)
+		for i := range m.Rides {
+			m.Rides[i] = d.amounts()
+		}
 	}
 	return m, d.err
 }
@@ -259,18 +325,11 @@ func decodeWindowState(b []byte) (*WindowState, error) {
 	d := dec{b: b}
 	d.version("window state")
 	s := &WindowState{WindowStart: d.i(), WindowEnd: d.i()}
-	n := d.i()
-	if n < 0 || n > int64(len(b)) {
-		return nil, errShort
-	}
-	s.Zones = make([]ZoneAgg, n)
+	s.Zones = make([]ZoneAgg, d.count())
 	for i := range s.Zones {
 		s.Zones[i] = ZoneAgg{Zone: int32(d.i()), Trips: d.i(), Cents: d.i(), DistCenti: d.i(), TipCents: d.i(), Pass: d.i()}
 	}
-	n = d.i()
-	if n < 0 || n > int64(len(b)) {
-		return nil, errShort
-	}
+	n := d.count()
 	s.LastSeen = make([]int64, n)
 	s.Closed = make([]bool, n)
 	for i := range s.LastSeen {
@@ -285,16 +344,16 @@ func decodeWindowState(b []byte) (*WindowState, error) {
 
 // goka codecs.
 
-type clockInCodec struct{}
+type clockBatchCodec struct{}
 
-func (clockInCodec) Encode(v any) ([]byte, error) {
-	m, ok := v.(ClockIn)
+func (clockBatchCodec) Encode(v any) ([]byte, error) {
+	m, ok := v.(ClockBatch)
 	if !ok {
-		return nil, fmt.Errorf("clock input codec: got %T", v)
+		return nil, fmt.Errorf("clock batch codec: got %T", v)
 	}
 	return m.encode(), nil
 }
-func (clockInCodec) Decode(b []byte) (any, error) { return decodeClockIn(b) }
+func (clockBatchCodec) Decode(b []byte) (any, error) { return decodeClockBatch(b) }
 
 // ClockStateCodec is the goka codec of the clock table, for views.
 type ClockStateCodec struct{}

@@ -37,15 +37,37 @@ var (
 		Name: "ridestream_processor_clock_gaps_total",
 		Help: "Gaps route found in the clock's changelog (lost clock outputs; should stay 0).",
 	})
+	metricBatches = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_clock_batches_total",
+		Help: "Batches route sent to the clock stage (records per batch: route_input messages / this).",
+	})
 	metricRideAfterFinal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_rides_after_final_total",
 		Help: "Rides that reached a final window (a broken upstream order; should stay 0).",
 	})
 )
 
+// Counters looked up once: a label lookup per ride showed in the profile.
+var (
+	countRouteInput   = metricMessages.WithLabelValues("route_input")
+	countRouteClock   = metricMessages.WithLabelValues("route_clock")
+	countClock        = metricMessages.WithLabelValues("clock")
+	countWindows      = metricMessages.WithLabelValues("windows")
+	countRejected     = metricOutputs.WithLabelValues("rejected")
+	countFinalRows    = metricOutputs.WithLabelValues("final_rows")
+	countFinalReemits = metricOutputs.WithLabelValues("final_reemits")
+	countOuts         = map[uint8]prometheus.Counter{}
+)
+
+func init() {
+	for out, kind := range outKinds {
+		countOuts[out] = metricOutputs.WithLabelValues(kind)
+	}
+}
+
 // counted counts a stage's messages for the metric and the progress log.
-func (t *Topology) counted(stage string) {
-	metricMessages.WithLabelValues(stage).Inc()
+func (t *Topology) counted(c prometheus.Counter) {
+	c.Inc()
 	t.processed.Add(1)
 }
 

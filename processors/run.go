@@ -50,6 +50,10 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 	for {
 		start := time.Now()
 		p, err := goka.NewProcessor(t.Brokers, graph(), t.gokaOptions(stage, log)...)
+		var finish func()
+		if err == nil && stage == StageRoute {
+			finish, err = t.startBatcher()
+		}
 		if err == nil {
 			log.Info("processor starting", "sources", t.Sources)
 			runCtx, stop := context.WithCancel(ctx)
@@ -60,6 +64,9 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 			}()
 			err = p.Run(runCtx)
 			stop()
+		}
+		if finish != nil {
+			finish()
 		}
 		t.Ready.Set(stage, "restarting")
 		if ctx.Err() != nil {
@@ -79,32 +86,41 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 	}
 }
 
+// startBatcher gives route a batcher writing to the clock topic with its own
+// goka emitter (same producer settings and partitioner as the processors).
+// finish flushes what is left and closes the emitter; call it after the
+// processor stopped.
+func (t *Topology) startBatcher() (finish func(), err error) {
+	em, err := goka.NewEmitter(t.Brokers, goka.Stream(t.Clock), clockBatchCodec{},
+		goka.WithEmitterClientID(t.Prefix+"-route-batches"),
+		goka.WithEmitterHasher(kafka.KafkaHasher),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(t.saramaConfig(t.Prefix+"-route-batches"))))
+	if err != nil {
+		return nil, fmt.Errorf("clock batch emitter: %w", err)
+	}
+	b := newBatcher(t.BatchMax, t.ClockKeys, func(key string, m ClockBatch) (*goka.Promise, error) { return em.Emit(key, m) })
+	t.batch.Store(b)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		b.run(t.BatchLinger, stop)
+	}()
+	return func() {
+		close(stop)
+		<-done
+		if err := em.Finish(); err != nil {
+			t.Logger.Warn("clock batch emitter", "err", err)
+		}
+	}, nil
+}
+
 // gokaOptions hardens goka for the contract (DESIGN-NOTES): the idempotent
 // producer with one request in flight, Kafka's murmur2 partitioning, new
 // groups from the oldest offset, commits of contiguous prefixes only, static
 // membership, configurable replication, memory storage.
 func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorOption {
 	clientID := t.Prefix + "-" + stage
-	cfg := func() *sarama.Config {
-		c := kafka.NewConfig(clientID)
-		// Retry a write for minutes before giving up: a gap would break the
-		// prefix rule. (sarama sizes per-partition state by Retry.Max, so
-		// the backoff grows instead of the count.)
-		c.Producer.Retry.Max = 100
-		c.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
-			return min(250*time.Millisecond<<min(retries, 5), 5*time.Second)
-		}
-		// Without a reachable broker sarama fails messages once metadata
-		// retries run out: ride out outages of minutes here too.
-		c.Metadata.Retry.Max = 100
-		c.Metadata.Retry.BackoffFunc = c.Producer.Retry.BackoffFunc
-		c.Consumer.Offsets.Initial = sarama.OffsetOldest
-		c.Consumer.Offsets.AutoCommit.Interval = 250 * time.Millisecond
-		c.Consumer.Group.Session.Timeout = t.SessionTimeout
-		c.Consumer.Group.Heartbeat.Interval = t.SessionTimeout / 4
-		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
-		return c
-	}
+	cfg := func() *sarama.Config { return t.saramaConfig(clientID) }
 	tmc := goka.NewTopicManagerConfig()
 	tmc.Table.Replication = int(t.Replication)
 	tmc.Stream.Replication = int(t.Replication)
@@ -148,6 +164,27 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 			}
 		}),
 	}
+}
+
+func (t *Topology) saramaConfig(clientID string) *sarama.Config {
+	c := kafka.NewConfig(clientID)
+	// Retry a write for minutes before giving up: a gap would break the
+	// prefix rule. (sarama sizes per-partition state by Retry.Max, so
+	// the backoff grows instead of the count.)
+	c.Producer.Retry.Max = 100
+	c.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
+		return min(250*time.Millisecond<<min(retries, 5), 5*time.Second)
+	}
+	// Without a reachable broker sarama fails messages once metadata
+	// retries run out: ride out outages of minutes here too.
+	c.Metadata.Retry.Max = 100
+	c.Metadata.Retry.BackoffFunc = c.Producer.Retry.BackoffFunc
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.Offsets.AutoCommit.Interval = 250 * time.Millisecond
+	c.Consumer.Group.Session.Timeout = t.SessionTimeout
+	c.Consumer.Group.Heartbeat.Interval = t.SessionTimeout / 4
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	return c
 }
 
 // ViewOptions configures a goka view the way the processors write their

@@ -3,6 +3,7 @@ package processors
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,20 +13,23 @@ import (
 	"github.com/ridestream/ridestream/internal/window"
 )
 
-// simulate runs the topology's pure transitions (ClockStep, Fanout,
-// WindowStep) over per-partition logs, delivering each window key's messages
-// in a random interleaving of the sources (each source in its own order, as
-// Kafka guarantees), with random redeliveries of already-delivered tails as a
-// crash upstream would cause, and with lost writes followed by route's
-// restart. It returns the final rows emitted.
+// simulate runs the topology's pure transitions (ClockApply, Fanout,
+// WindowStep) over per-partition logs. Route sends each partition's records
+// to the clock in batches of random size, with lost batch writes (a later
+// batch or two still arriving) and crashes, each followed by route's restart
+// at or before the first record it had not committed, re-batched without a
+// predecessor. Each window key's messages arrive in a random interleaving of
+// the sources (each source in its own order, as Kafka guarantees), with
+// random redeliveries of already-delivered tails as a crash upstream would
+// cause, and with lost writes followed by route's restart. It returns the
+// final rows emitted and how many writes it lost and messages the chains
+// skipped, at the clock and at the windows.
 func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (finals map[model.FinalKey]model.FinalRow, lost, outOfChain int) {
 	t.Helper()
-	// Clock stage per source, with route's decode in front.
 	perKey := map[string][][]WindowMsg{} // key -> source -> messages in order
 	var keys []string
 	for p, values := range parts {
-		st := ClockState{Src: int32(p), LastOffset: -1}
-		chain := Chain{}
+		var items []ClockIn
 		for o, v := range values {
 			rec, err := ride.Decode(v)
 			if err != nil {
@@ -35,7 +39,18 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 			if !in.Heartbeat {
 				in.Ride = amountsOf(rec.Ride)
 			}
-			st = ClockStep(top.Window, top.Horizon, st, in)
+			items = append(items, in)
+		}
+		st := ClockState{Src: int32(p), LastOffset: -1}
+		chain := Chain{}
+		send := func(b ClockBatch) {
+			if !acceptClock(st, b) {
+				if b.Last() > st.LastOffset {
+					outOfChain++
+				}
+				return
+			}
+			st = ClockApply(top.Window, top.Horizon, st, b)
 			for _, r := range top.Fanout(&st, chain) {
 				if perKey[r.Key] == nil {
 					perKey[r.Key] = make([][]WindowMsg, len(parts))
@@ -43,6 +58,32 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 				}
 				perKey[r.Key][p] = append(perKey[r.Key][p], r.Msg)
 			}
+		}
+		batch := func(i int, prev int64) ClockBatch {
+			return ClockBatch{Prev: prev, Items: items[i:min(i+1+rng.IntN(8), len(items))]}
+		}
+		for i, prev := 0, int64(NoPrev); i < len(items); {
+			b := batch(i, prev)
+			switch rng.IntN(40) {
+			case 0: // b is lost; later batches of the session may still arrive
+				lost++
+				j, after := i+len(b.Items), b.Last()
+				for k := rng.IntN(3); k > 0 && j < len(items); k-- {
+					nb := batch(j, after)
+					send(nb)
+					j, after = j+len(nb.Items), nb.Last()
+				}
+				i, prev = max(0, i-rng.IntN(5)), NoPrev // restart at or before b
+			case 1: // a crash after b: restart at or before its end
+				send(b)
+				i, prev = max(0, i+len(b.Items)-rng.IntN(12)), NoPrev
+			default:
+				send(b)
+				i, prev = i+len(b.Items), b.Last()
+			}
+		}
+		if st.LastOffset != items[len(items)-1].Offset {
+			t.Fatalf("partition %d: clock stopped at offset %d, the last record is %d", p, st.LastOffset, items[len(items)-1].Offset)
 		}
 	}
 	finals = map[model.FinalKey]model.FinalRow{}
@@ -124,21 +165,38 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 	return finals, lost, outOfChain
 }
 
-// TestClockSkipsOutOfChain: a clock input whose predecessor is not the last
-// applied offset follows a lost write and must not be applied.
+// TestClockSkipsOutOfChain: a clock batch whose predecessor is not the last
+// applied offset follows a lost write and must not be applied; a batch
+// without predecessor applies only its records newer than the state.
 func TestClockSkipsOutOfChain(t *testing.T) {
 	st := ClockState{Src: 0, LastOffset: 100}
+	in := func(offsets ...int64) []ClockIn {
+		var r []ClockIn
+		for _, o := range offsets {
+			r = append(r, ClockIn{Offset: o, Heartbeat: true, EventMs: 1730419200000 + o})
+		}
+		return r
+	}
 	for _, c := range []struct {
-		in    ClockIn
-		apply bool
+		b     ClockBatch
+		apply []int64
 	}{
-		{ClockIn{Offset: 101, Prev: 100}, true},
-		{ClockIn{Offset: 102, Prev: 101}, false}, // 101 was lost
-		{ClockIn{Offset: 101, Prev: NoPrev}, true},
-		{ClockIn{Offset: 100, Prev: 99}, false}, // a duplicate
+		{ClockBatch{Prev: 100, Items: in(101, 103)}, []int64{101, 103}},
+		{ClockBatch{Prev: 101, Items: in(102)}, nil}, // 101 was lost
+		{ClockBatch{Prev: NoPrev, Items: in(101)}, []int64{101}},
+		{ClockBatch{Prev: NoPrev, Items: in(98, 100, 101, 102)}, []int64{101, 102}}, // re-batched after a restart
+		{ClockBatch{Prev: 99, Items: in(100)}, nil},                                 // a duplicate
+		{ClockBatch{Prev: 99, Items: in(100, 101)}, []int64{101}},                   // re-batched after a restart
+		{ClockBatch{Prev: NoPrev, Items: in(99, 100)}, nil},                         // a duplicate
 	} {
-		if got := acceptClock(st, c.in); got != c.apply {
-			t.Errorf("accept(last %d, %+v) = %v, want %v", st.LastOffset, c.in, got, c.apply)
+		var got []int64
+		if acceptClock(st, c.b) {
+			for _, o := range ClockApply(window.DefaultSpec(), time.Hour, st, c.b).Outs {
+				got = append(got, o.Offset)
+			}
+		}
+		if !slices.Equal(got, c.apply) {
+			t.Errorf("last %d, batch %+v: applied %v, want %v", st.LastOffset, c.b, got, c.apply)
 		}
 	}
 }
@@ -229,7 +287,7 @@ func TestRouteSeesClockGaps(t *testing.T) {
 	st := ClockState{Src: 0, LastOffset: -1}
 	var states []ClockState
 	for o := int64(0); o < 5; o++ {
-		st = ClockStep(spec, time.Hour, st, ClockIn{Offset: o, Prev: o - 1, EventMs: 1730419200000 + o*1000})
+		st = ClockApply(spec, time.Hour, st, ClockBatch{Prev: o - 1, Items: []ClockIn{{Offset: o, EventMs: 1730419200000 + o*1000}}})
 		states = append(states, st)
 	}
 	gaps := func(seq ...int) int {

@@ -29,7 +29,7 @@ func (t *Topology) RouteGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.RouteGroup),
 		goka.Input(goka.Stream(t.Input), rawCodec{}, t.routeInput),
 		goka.Input(goka.Stream(t.ClockTable), ClockStateCodec{}, t.routeClockOutput),
-		goka.Output(goka.Stream(t.Clock), clockInCodec{}),
+		goka.Output(goka.Stream(t.Clock), clockBatchCodec{}),
 		goka.Output(goka.Stream(t.Windows), windowMsgCodec{}),
 		goka.Output(goka.Stream(t.Late), rawCodec{}),
 		goka.Output(goka.Stream(t.Rejected), rawCodec{}),
@@ -39,7 +39,7 @@ func (t *Topology) RouteGraph() *goka.GroupGraph {
 // ClockGraph keeps each source partition's stream time.
 func (t *Topology) ClockGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.ClockGroup),
-		goka.Input(goka.Stream(t.Clock), clockInCodec{}, t.clock),
+		goka.Input(goka.Stream(t.Clock), clockBatchCodec{}, t.clock),
 		goka.Persist(ClockStateCodec{}),
 	)
 }
@@ -67,14 +67,14 @@ type Rejected struct {
 // huge poison message cannot make its own rejection too large to write.
 const MaxRejectedRaw = 64 << 10
 
-// routeInput: decode; forward to the clock or reject.
+// routeInput: decode; add to the partition's next clock batch or reject.
 func (t *Topology) routeInput(ctx goka.Context, msg any) {
-	t.counted("route_input")
+	t.counted(countRouteInput)
 	value, _ := msg.([]byte)
 	p := ctx.Partition()
 	rec, err := ride.Decode(value)
 	if err != nil {
-		metricOutputs.WithLabelValues("rejected").Inc()
+		countRejected.Inc()
 		raw := value
 		if len(raw) > MaxRejectedRaw {
 			raw = raw[:MaxRejectedRaw]
@@ -84,11 +84,11 @@ func (t *Topology) routeInput(ctx goka.Context, msg any) {
 		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[p], out)
 		return
 	}
-	in := ClockIn{Offset: ctx.Offset(), Prev: t.chains.input(p, ctx.Offset()), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
+	in := ClockIn{Offset: ctx.Offset(), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
 	if !in.Heartbeat {
 		in.Ride = amountsOf(rec.Ride)
 	}
-	ctx.Emit(goka.Stream(t.Clock), t.ClockKeys[p], in)
+	t.batch.Load().add(ctx, in)
 }
 
 func amountsOf(r ride.Ride) Amounts {
@@ -105,10 +105,10 @@ func amountsOf(r ride.Ride) Amounts {
 	return a
 }
 
-// clock applies one record to its source's stream time (SPEC §3).
+// clock applies a batch of records to its source's stream time (SPEC §3).
 func (t *Topology) clock(ctx goka.Context, msg any) {
-	t.counted("clock")
-	in := msg.(ClockIn)
+	t.counted(countClock)
+	b := msg.(ClockBatch)
 	var st ClockState
 	if v := ctx.Value(); v != nil {
 		st = *v.(*ClockState)
@@ -119,47 +119,66 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 		}
 		st = ClockState{Src: p, LastOffset: -1}
 	}
-	if !acceptClock(st, in) {
-		if in.Offset > st.LastOffset {
+	if !acceptClock(st, b) {
+		if b.Last() > st.LastOffset {
 			metricOutOfChain.WithLabelValues(StageClock).Inc()
 		}
 		return
 	}
-	next := ClockStep(t.Window, t.Horizon, st, in)
+	next := ClockApply(t.Window, t.Horizon, st, b)
 	ctx.SetValue(&next)
-	metricOutputs.WithLabelValues(outKinds[next.Out]).Inc()
+	for _, o := range next.Outs {
+		countOuts[o.Out].Inc()
+	}
 	if next.Valid {
 		metricStreamTime.WithLabelValues(strconv.Itoa(int(next.Src))).Set(float64(next.ST) / 1000)
 	}
 }
 
-// acceptClock says whether the clock applies in: not when it was applied
-// before a crash (its outputs are in the changelog already), and not when a
-// write before it was lost (route sends both again after its restart).
-func acceptClock(st ClockState, in ClockIn) bool {
-	return in.Offset > st.LastOffset && (in.Prev == NoPrev || in.Prev == st.LastOffset)
+// acceptClock says whether the clock applies b: not when all of it was
+// applied before a crash (its outputs are in the changelog already), and not
+// when a write before it was lost (route sends both again after its restart).
+// A batch holds every decodable record in (Prev, Last], so it continues the
+// applied records when Prev ≤ LastOffset; Prev < LastOffset happens when
+// route's restart re-batched records the clock had applied.
+func acceptClock(st ClockState, b ClockBatch) bool {
+	return b.Last() > st.LastOffset && (b.Prev == NoPrev || b.Prev <= st.LastOffset)
 }
 
-// ClockStep is the clock's pure transition: the state after applying in,
-// with in's output recorded in it.
-func ClockStep(spec window.Spec, horizon time.Duration, st ClockState, in ClockIn) ClockState {
+// ClockApply is the clock's pure transition for an accepted batch: the state
+// after applying its records that are newer than st, with their outputs
+// recorded in it. (A batch without a predecessor may repeat records applied
+// before route's restart; they are skipped, not re-derived.)
+func ClockApply(spec window.Spec, horizon time.Duration, st ClockState, b ClockBatch) ClockState {
+	next := ClockState{Src: st.Src, LastOffset: st.LastOffset, PrevOffset: st.LastOffset, ST: st.ST, Valid: st.Valid,
+		Outs: make([]ClockOut, 0, len(b.Items))}
+	for _, in := range b.Items {
+		if in.Offset > next.LastOffset {
+			next.Outs = append(next.Outs, clockStep(spec, horizon, &next, in))
+		}
+	}
+	return next
+}
+
+// clockStep applies one record to st and returns its output.
+func clockStep(spec window.Spec, horizon time.Duration, st *ClockState, in ClockIn) ClockOut {
 	before := window.Clock{ST: st.ST, Valid: st.Valid}
 	after := before
 	d := spec.Observe(&after, in.EventMs)
-	next := ClockState{Src: st.Src, LastOffset: in.Offset, PrevOffset: st.LastOffset, ST: after.ST, Valid: after.Valid,
-		EventMs: in.EventMs, Ride: in.Ride, WindowStart: d.WindowStart, STBefore: before.ST}
+	o := ClockOut{Offset: in.Offset, EventMs: in.EventMs, Ride: in.Ride, WindowStart: d.WindowStart, STBefore: before.ST}
 	switch {
 	case d.Verdict == window.TooFarAhead:
-		next.Out = OutRejected
+		o.Out = OutRejected
 	case in.Heartbeat:
-		next.Out, next.Ride, next.WindowStart = OutHeartbeat, Amounts{}, 0
+		o.Out, o.Ride, o.WindowStart = OutHeartbeat, Amounts{}, 0
 	case d.Verdict == window.Late:
-		next.Out = OutLate
+		o.Out = OutLate
 	default:
-		next.Out = OutOnTime
+		o.Out = OutOnTime
 	}
-	next.CloseFrom, next.CloseTo = spec.Closes(before, after, horizon)
-	return next
+	o.CloseFrom, o.CloseTo = spec.Closes(before, after, horizon)
+	st.LastOffset, st.ST, st.Valid = in.Offset, after.ST, after.Valid
+	return o
 }
 
 // Routed is one message route sends to a window shard.
@@ -187,28 +206,45 @@ func (c Chain) next(key string, o int64, marker bool) int64 {
 	return prev
 }
 
-// Fanout returns the window messages of one clock output: its on-time ride,
-// then a close marker for every shard of every window it closed.
+// Fanout returns the window messages of one clock output (a batch): per
+// (window, shard) key one message with the batch's on-time rides for it and,
+// when a record of the batch closed the window, the close marker. A marker
+// is a source's last word on a window: no ride after it can be on time for
+// that window, so the marker always ends its key's message.
 func (t *Topology) Fanout(st *ClockState, chain Chain) []Routed {
 	var out []Routed
-	if st.Out == OutOnTime {
-		key := WindowKey(st.WindowStart, t.Shard(st.Ride.Zone))
-		out = append(out, Routed{key, WindowMsg{Src: st.Src, Offset: st.LastOffset, Prev: chain.next(key, st.LastOffset, false),
-			WindowStart: st.WindowStart, Ride: st.Ride}})
-	}
-	for w := st.CloseFrom; w < st.CloseTo; w = t.Window.End(w) {
-		for s := 0; s < t.Shards; s++ {
-			key := WindowKey(w, s)
-			out = append(out, Routed{key, WindowMsg{Marker: true, Src: st.Src, Offset: st.LastOffset,
-				Prev: chain.next(key, st.LastOffset, true), WindowStart: w}})
+	at := map[string]int{}
+	msg := func(key string, start int64) *WindowMsg {
+		i, ok := at[key]
+		if !ok {
+			i = len(out)
+			at[key] = i
+			out = append(out, Routed{key, WindowMsg{Src: st.Src, WindowStart: start}})
 		}
+		return &out[i].Msg
+	}
+	for _, o := range st.Outs {
+		if o.Out == OutOnTime {
+			m := msg(WindowKey(o.WindowStart, t.Shard(o.Ride.Zone)), o.WindowStart)
+			m.Rides = append(m.Rides, o.Ride)
+			m.Offset = o.Offset
+		}
+		for w := o.CloseFrom; w < o.CloseTo; w = t.Window.End(w) {
+			for s := 0; s < t.Shards; s++ {
+				m := msg(WindowKey(w, s), w)
+				m.Marker, m.Offset = true, o.Offset
+			}
+		}
+	}
+	for i := range out {
+		out[i].Msg.Prev = chain.next(out[i].Key, out[i].Msg.Offset, out[i].Msg.Marker)
 	}
 	return out
 }
 
 // routeClockOutput fans one clock output out.
 func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
-	t.counted("route_clock")
+	t.counted(countRouteClock)
 	st := msg.(*ClockState)
 	src := st.Src
 	if last, ok := t.chains.clockOutput(src, st.LastOffset); ok && st.LastOffset > last && st.PrevOffset != last {
@@ -216,18 +252,20 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 		t.Logger.Error("clock outputs lost: its changelog skips records; their rides are missing from the windows",
 			"partition", src, "after_offset", last, "next_offset", st.LastOffset, "expected_prev", st.PrevOffset)
 	}
-	switch st.Out {
-	case OutLate:
-		end := t.Window.End(st.WindowStart)
-		out, _ := json.Marshal(Late{Partition: src, Offset: st.LastOffset, PickupMs: st.EventMs, Zone: st.Ride.Zone,
-			TotalAmount: Cents(st.Ride.Cents), WindowStart: msTime(st.WindowStart), WindowEnd: msTime(end),
-			StreamTime: msTime(st.STBefore), LateByMs: st.STBefore - (end + t.Window.Lateness.Milliseconds())})
-		ctx.Emit(goka.Stream(t.Late), t.ClockKeys[src], out)
-	case OutRejected:
-		out, _ := json.Marshal(Rejected{Partition: src, Offset: st.LastOffset, Error: fmt.Sprintf(
-			"event time %s is more than --max-future-skew %v ahead of the partition's stream time %s",
-			msTime(st.EventMs), t.Window.MaxFutureSkew, msTime(st.STBefore))})
-		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], out)
+	for _, o := range st.Outs {
+		switch o.Out {
+		case OutLate:
+			end := t.Window.End(o.WindowStart)
+			out, _ := json.Marshal(Late{Partition: src, Offset: o.Offset, PickupMs: o.EventMs, Zone: o.Ride.Zone,
+				TotalAmount: Cents(o.Ride.Cents), WindowStart: msTime(o.WindowStart), WindowEnd: msTime(end),
+				StreamTime: msTime(o.STBefore), LateByMs: o.STBefore - (end + t.Window.Lateness.Milliseconds())})
+			ctx.Emit(goka.Stream(t.Late), t.ClockKeys[src], out)
+		case OutRejected:
+			out, _ := json.Marshal(Rejected{Partition: src, Offset: o.Offset, Error: fmt.Sprintf(
+				"event time %s is more than --max-future-skew %v ahead of the partition's stream time %s",
+				msTime(o.EventMs), t.Window.MaxFutureSkew, msTime(o.STBefore))})
+			ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], out)
+		}
 	}
 	for _, r := range t.Fanout(st, t.chains.forSource(src)) {
 		ctx.Emit(goka.Stream(t.Windows), r.Key, r.Msg)
@@ -262,7 +300,7 @@ type Final struct {
 
 // windows applies rides and close markers to one (window, shard).
 func (t *Topology) windows(ctx goka.Context, msg any) {
-	t.counted("windows")
+	t.counted(countWindows)
 	m := msg.(WindowMsg)
 	var st *WindowState
 	if v := ctx.Value(); v != nil {
@@ -283,10 +321,10 @@ func (t *Topology) windows(ctx goka.Context, msg any) {
 			"window", msTime(next.WindowStart), "partition", m.Src, "offset", m.Offset)
 	case EffectFinal:
 		metricWindowsFinal.Inc()
-		metricOutputs.WithLabelValues("final_rows").Add(float64(len(next.Zones)))
+		countFinalRows.Add(float64(len(next.Zones)))
 		t.emitFinals(ctx, next)
 	case EffectReemit:
-		metricOutputs.WithLabelValues("final_reemits").Add(float64(len(next.Zones)))
+		countFinalReemits.Add(float64(len(next.Zones)))
 		t.emitFinals(ctx, next) // the finalizing message again: its emits may have been lost
 	}
 	if effect == EffectApplied || effect == EffectFinal {
@@ -328,11 +366,15 @@ func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (
 		return st, EffectOutOfChain, nil
 	}
 	st.LastSeen[m.Src] = m.Offset
-	if !m.Marker {
+	if len(m.Rides) > 0 {
 		if st.Final {
 			return st, EffectRideAfterFinal, nil
 		}
-		st.add(m.Ride)
+		for _, a := range m.Rides {
+			st.add(a)
+		}
+	}
+	if !m.Marker {
 		return st, EffectApplied, nil
 	}
 	st.Closed[m.Src] = true

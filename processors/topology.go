@@ -71,6 +71,11 @@ type Config struct {
 	// IdleHeartbeat, when positive, writes a heartbeat into an input
 	// partition idle this long (wall clock) while the others are ahead.
 	IdleHeartbeat time.Duration
+	// BatchMax records of one input partition go to the clock stage in one
+	// message (default 1000); BatchLinger bounds how long a record waits
+	// for its batch (default 20ms).
+	BatchMax    int
+	BatchLinger time.Duration
 	// SessionTimeout of the consumer groups (default 10s).
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
@@ -90,6 +95,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.Replication == 0 {
 		c.Replication = 1
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = 1000
+	}
+	if c.BatchLinger == 0 {
+		c.BatchLinger = 20 * time.Millisecond
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
@@ -112,6 +123,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--shards %d: must be within 1..4096", c.Shards)
 	case c.WindowPartitions < 0:
 		return fmt.Errorf("--window-partitions %d: must be positive", c.WindowPartitions)
+	case c.BatchMax < 0 || c.BatchMax > 10000:
+		return fmt.Errorf("--batch-max %d: must be within 1..10000", c.BatchMax)
+	case c.BatchLinger < 0 || c.BatchLinger > 10*time.Second:
+		return fmt.Errorf("--batch-linger %v: must be within 1ms..10s", c.BatchLinger)
 	case c.IdleHeartbeat < 0:
 		return fmt.Errorf("--idle-heartbeat %v: must not be negative", c.IdleHeartbeat)
 	case c.Replication < 0:
@@ -155,6 +170,7 @@ type Topology struct {
 	keyIndex  map[string]int32
 	owned     ownership
 	chains    routeChains
+	batch     atomic.Pointer[batcher] // route's, while it runs
 	processed atomic.Int64
 }
 
@@ -162,14 +178,13 @@ type Topology struct {
 // it is cleared whenever route's partitions are (re)assigned.
 type routeChains struct {
 	mu        sync.Mutex
-	lastInput map[int32]int64
 	bySource  map[int32]Chain
 	lastClock map[int32]int64
 }
 
 func (r *routeChains) reset() {
 	r.mu.Lock()
-	r.lastInput, r.bySource, r.lastClock = map[int32]int64{}, map[int32]Chain{}, map[int32]int64{}
+	r.bySource, r.lastClock = map[int32]Chain{}, map[int32]int64{}
 	r.mu.Unlock()
 }
 
@@ -186,21 +201,6 @@ func (r *routeChains) clockOutput(src int32, o int64) (last int64, ok bool) {
 		r.lastClock[src] = o
 	}
 	return last, ok
-}
-
-// input returns the previous input offset forwarded for partition p and records o.
-func (r *routeChains) input(p int32, o int64) int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.lastInput == nil {
-		r.lastInput = map[int32]int64{}
-	}
-	prev, ok := r.lastInput[p]
-	if !ok {
-		prev = NoPrev
-	}
-	r.lastInput[p] = o
-	return prev
 }
 
 // forSource returns the chain of one source partition. goka calls route's

@@ -32,7 +32,8 @@ import (
 type config struct {
 	brokers, brokerPidFile, binary, out, python string
 	rides, partitions, ceilingRows              int
-	pythonSeconds                               float64
+	pythonSeconds, latencySeconds               float64
+	latencyHours                                int
 }
 
 func run(ctx context.Context, args []string) error {
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&c.ceilingRows, "ceiling-rows", 500_000, "rows for the PostgreSQL ceiling")
 	fs.StringVar(&c.python, "python", ".cache/bench-venv/bin/python", "python with kafka-python and psycopg2 for the tutorial's consumer")
 	fs.Float64Var(&c.pythonSeconds, "python-seconds", 20, "how long the tutorial's consumer runs")
+	fs.Float64Var(&c.latencySeconds, "latency-seconds", 30, "how long input arrives in the latency measurement")
+	fs.IntVar(&c.latencyHours, "latency-hours", 240, "event-hours the latency input spans (one window closes every latency-seconds/latency-hours)")
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
@@ -109,19 +112,9 @@ func run(ctx context.Context, args []string) error {
 	if err := startAll(proc, snk); err != nil {
 		return err
 	}
-	var peakProc, peakSink int
-	for {
-		var applied, finals int64
-		_ = pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides+rejected+heartbeats) FROM sink_progress WHERE topic=$1),0),
-			(SELECT count(*) FROM hourly_revenue)`, topic).Scan(&applied, &finals)
-		peakProc, peakSink = max(peakProc, procstat.PeakRSSMB(proc.Process.Pid)), max(peakSink, procstat.PeakRSSMB(snk.Process.Pid))
-		if applied == int64(w.Count()) && finals == int64(wantFinals) {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		time.Sleep(100 * time.Millisecond)
+	peakProc, peakSink, err := waitCommitted(ctx, pool, topic, w.Count(), wantFinals, proc, snk)
+	if err != nil {
+		return err
 	}
 	e2e := time.Since(start)
 	procCPU, sinkCPU := cpuTree(proc.Process.Pid), cpuTree(snk.Process.Pid)
@@ -169,6 +162,15 @@ func run(ctx context.Context, args []string) error {
 	}
 	pyRate := float64(py.Inserted) / py.Seconds
 
+	// Latency at half the maximum rate just measured: a new topic written
+	// at that rate while processors and sink run.
+	latRate := float64(c.rides) / e2e.Seconds() / 2
+	say("latency: %.0f messages/s for %v s, window close -> final rows committed in PostgreSQL", latRate, c.latencySeconds)
+	lat, err := measureLatency(ctx, c, pg.URL, latRate, log)
+	if err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+
 	perM := func(cpu float64) string { return fmt.Sprintf("%.1f", cpu*1e6/float64(c.rides)) }
 	e2eRate := float64(c.rides) / e2e.Seconds()
 	var b strings.Builder
@@ -181,6 +183,8 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "| PostgreSQL idempotent path (COPY → staging → INSERT … ON CONFLICT + progress) | %.0f rows/s | the sink's own write path |\n", ceil.IdempotentPerSec)
 	fmt.Fprintf(&b, "| ridestream end to end (raw rows + final windows committed) | %.0f rides/s | %v |\n", e2eRate, e2e.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| processors only (input → finals topic) | %.0f rides/s | %v |\n", float64(c.rides)/procOnlyEl.Seconds(), procOnlyEl.Round(time.Millisecond))
+	fmt.Fprintf(&b, "| latency at %.0f msg/s (half the end-to-end rate): window close → its last final row committed | p50 %v, p99 %v, max %v | %d windows over %d event-hours in %.0f s; close = broker timestamp of the record that closed it on its last partition, committed = finalized_at (transaction start) |\n",
+		latRate, lat.p50, lat.p99, lat.max, lat.windows, c.latencyHours, c.latencySeconds)
 	fmt.Fprintf(&b, "| the tutorial's consumer: kafka-python + psycopg2, one INSERT per message, autocommit | %.0f rows/s | %d rows in %.1f s; no windows, no exactly-once |\n", pyRate, py.Inserted, py.Seconds)
 	fmt.Fprintf(&b, "\n| ratio | value | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| ridestream ÷ idempotent COPY path | %.2f | ≥ 0.5 |\n", e2eRate/ceil.IdempotentPerSec)
@@ -193,9 +197,27 @@ func run(ctx context.Context, args []string) error {
 		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(brokerAfter-brokerBefore))
 	}
 	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(pgCPU))
-	fmt.Fprintf(&b, "\nNot measured yet (issue 6): a Kafka Streams peer, latency at 50%% of the maximum rate.\n")
 	fmt.Print(b.String())
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
+}
+
+// waitCommitted polls PostgreSQL until every message of topic is applied
+// and wantFinals final rows are committed, and returns the peak RSS of the
+// two processes meanwhile.
+func waitCommitted(ctx context.Context, pool *pgxpool.Pool, topic string, messages, wantFinals int, proc, snk *exec.Cmd) (peakProc, peakSink int, err error) {
+	for {
+		var applied, finals int64
+		_ = pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides+rejected+heartbeats) FROM sink_progress WHERE topic=$1),0),
+			(SELECT count(*) FROM hourly_revenue)`, topic).Scan(&applied, &finals)
+		peakProc, peakSink = max(peakProc, procstat.PeakRSSMB(proc.Process.Pid)), max(peakSink, procstat.PeakRSSMB(snk.Process.Pid))
+		if applied == int64(messages) && finals == int64(wantFinals) {
+			return peakProc, peakSink, nil
+		}
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func startProc(bin string, args ...string) *exec.Cmd {

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/model"
+	"github.com/ridestream/ridestream/internal/ride"
+	"github.com/ridestream/ridestream/internal/window"
+)
+
+type latency struct {
+	p50, p99, max time.Duration
+	windows       int
+}
+
+// measureLatency runs processors and sink on a new topic, waits until both
+// are ready, writes the workload at rate messages/s, and measures per window
+// the time from its close (the broker timestamp of the record that closed it
+// on the last partition to do so) to its last final row in PostgreSQL.
+func measureLatency(ctx context.Context, c config, adminURL string, rate float64, log *slog.Logger) (latency, error) {
+	spec := window.DefaultSpec()
+	rides := int(rate * c.latencySeconds)
+	w := generate.Config{Seed: 12, Rides: rides, Partitions: int32(c.partitions), Hours: c.latencyHours, OutOfOrder: 0.05, Late: 0.01,
+		Malformed: 0.005, Lateness: spec.Lateness, Heartbeats: true}
+	topic := fmt.Sprintf("bench_latency_%d", time.Now().Unix())
+	if err := createTopic(c.brokers, topic, w.Partitions); err != nil {
+		return latency{}, err
+	}
+	parts := make([][][]byte, w.Partitions)
+	for m := range w.All {
+		parts[m.Partition] = append(parts[m.Partition], m.Value)
+	}
+	wantFinals := len(model.Finals(spec, 24*time.Hour, parts, model.Run(spec, parts)))
+	dbURL, err := createDatabase(ctx, adminURL, "latency")
+	if err != nil {
+		return latency{}, err
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return latency{}, err
+	}
+	defer pool.Close()
+	procAddr, sinkAddr := freeAddr(), freeAddr()
+	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", "bench_lat", "--log-level", "warn", "--http-addr", procAddr)
+	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--topic", topic, "--finals-topic", "bench_lat-finals",
+		"--group", "bench-lat-sink", "--log-level", "warn", "--http-addr", sinkAddr)
+	snk.Env = append(os.Environ(), "RIDESTREAM_DATABASE_URL="+dbURL)
+	if err := startAll(proc, snk); err != nil {
+		return latency{}, err
+	}
+	defer stopAll(proc, snk)
+	for _, addr := range []string{procAddr, sinkAddr} {
+		if err := waitReady(ctx, addr, time.Minute); err != nil {
+			return latency{}, err
+		}
+	}
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: []string{c.brokers}, Topic: topic, Rate: rate, Total: w.Count(), Logger: log}, w.All); err != nil {
+		return latency{}, err
+	}
+	if _, _, err := waitCommitted(ctx, pool, topic, w.Count(), wantFinals, proc, snk); err != nil {
+		return latency{}, err
+	}
+	closedAt, err := windowCloses(c.brokers, topic, spec)
+	if err != nil {
+		return latency{}, err
+	}
+	rows, err := pool.Query(ctx, `SELECT window_start, max(finalized_at) FROM hourly_revenue GROUP BY 1`)
+	if err != nil {
+		return latency{}, err
+	}
+	defer rows.Close()
+	var lags []time.Duration
+	for rows.Next() {
+		var ws, fin time.Time
+		if err := rows.Scan(&ws, &fin); err != nil {
+			return latency{}, err
+		}
+		closed, ok := closedAt[ws.UnixMilli()]
+		if !ok {
+			return latency{}, fmt.Errorf("final window %s was never closed by the input", ws)
+		}
+		lags = append(lags, fin.Sub(closed))
+	}
+	if err := rows.Err(); err != nil {
+		return latency{}, err
+	}
+	if len(lags) == 0 {
+		return latency{}, fmt.Errorf("no final windows")
+	}
+	slices.Sort(lags)
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return latency{p50: ms(lags[len(lags)/2]), p99: ms(lags[len(lags)*99/100]), max: ms(lags[len(lags)-1]), windows: len(lags)}, nil
+}
+
+// windowCloses reads topic back and returns, per window start, the broker
+// timestamp of the record that closed the window on the last partition to
+// close it (SPEC §3: a window is final when every partition has closed it).
+func windowCloses(brokers, topic string, spec window.Spec) (map[int64]time.Time, error) {
+	client, err := sarama.NewClient([]string{brokers}, kafka.NewConfig("bench-latency-reader"))
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return nil, err
+	}
+	defer consumer.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return nil, err
+	}
+	closedAt := map[int64]time.Time{}
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return nil, err
+		}
+		if hwm == 0 {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return nil, err
+		}
+		var clock window.Clock
+		for m := range pc.Messages() {
+			if rec, err := ride.Decode(m.Value); err == nil {
+				before := clock
+				if spec.Observe(&clock, rec.EventMs).Verdict != window.TooFarAhead {
+					from, to := spec.Closes(before, clock, 24*time.Hour)
+					for s := from; s < to; s = spec.End(s) {
+						if m.Timestamp.After(closedAt[s]) {
+							closedAt[s] = m.Timestamp
+						}
+					}
+				}
+			}
+			if m.Offset+1 >= hwm {
+				break
+			}
+		}
+		pc.Close()
+	}
+	return closedAt, nil
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitReady polls http://addr/readyz until it answers 200.
+func waitReady(ctx context.Context, addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s/readyz not ready after %v", addr, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
