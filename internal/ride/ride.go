@@ -130,8 +130,11 @@ func Decode(value []byte) (Record, error) {
 		return Record{}, &DecodeError{Reason: "not a JSON object"}
 	}
 	var w wire
-	if err := json.Unmarshal(trimmed, &w); err != nil {
-		return Record{}, &DecodeError{Reason: "invalid JSON: " + err.Error()}
+	if !fastWire(trimmed, &w) {
+		w = wire{}
+		if err := json.Unmarshal(trimmed, &w); err != nil {
+			return Record{}, &DecodeError{Reason: "invalid JSON: " + err.Error()}
+		}
 	}
 
 	if present(w.Heartbeat) {

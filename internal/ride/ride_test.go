@@ -1,7 +1,10 @@
 package ride
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -154,4 +157,52 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("event time out of bounds accepted: %d", rec.EventMs)
 		}
 	})
+}
+
+// FuzzFastWire: whenever the fast path accepts a message, encoding/json
+// accepts it too and fills the same fields with the same bytes.
+func FuzzFastWire(f *testing.F) {
+	for _, s := range []string{
+		`{"VendorID":2,"PULocationID":132,"DOLocationID":7,"passenger_count":1,"trip_distance":3.05,"fare_amount":12.50,"tip_amount":0,"total_amount":16.3,"tpep_pickup_datetime":1730419200000}`,
+		`{"heartbeat":1730429702000}`, ` { "PULocationID" : 1 , "total_amount" : -0.5e+2 , "tpep_pickup_datetime" : "2024-11-01 00:00:03" } `,
+		`{"pulocationid":1}`, `{"PULocationID":1,"PULocationID":2}`, `{"x":{"y":1}}`, `{"a":"\u0041"}`, `{"a":1,}`,
+		`{"total_amount":01}`, `{"total_amount":1.}`, `{"total_amount":-}`, `{"total_amount":nul}`, `{"VendorID":null}`,
+		`{}`, `{"a":1}x`, "{\"a\":\"\x01\"}", "{\"\xc5\xbf\":1}", `{"trip_distance":true}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast wire
+		if !fastWire(b, &fast) {
+			return
+		}
+		var slow wire
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json: %v", b, err)
+		}
+		fv, sv := reflect.ValueOf(fast), reflect.ValueOf(slow)
+		for i := range fv.NumField() {
+			x, y := fv.Field(i).Bytes(), sv.Field(i).Bytes()
+			if !bytes.Equal(x, y) || (x == nil) != (y == nil) {
+				t.Fatalf("%q: field %s: fast %q, encoding/json %q", b, fv.Type().Field(i).Name, x, y)
+			}
+		}
+	})
+}
+
+// TestWireNames: the fast path knows every field encoding/json fills.
+func TestWireNames(t *testing.T) {
+	typ := reflect.TypeFor[wire]()
+	if typ.NumField() != len(wireNames) {
+		t.Fatalf("wire has %d fields, wireNames %d", typ.NumField(), len(wireNames))
+	}
+	for i := range typ.NumField() {
+		if tag := typ.Field(i).Tag.Get("json"); tag != wireNames[i] {
+			t.Errorf("field %d: tag %q, wireNames %q", i, tag, wireNames[i])
+		}
+		var w wire
+		if w.field([]byte(wireNames[i])) != &w.Heartbeat && i == 0 || w.field([]byte(wireNames[i])) == nil {
+			t.Errorf("field(%q) finds no field", wireNames[i])
+		}
+	}
 }

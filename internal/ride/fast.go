@@ -1,0 +1,202 @@
+package ride
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// fastWire fills w from the common shape of a ride message without
+// encoding/json: one flat object whose keys are plain ASCII and whose values
+// are numbers, strings without escapes, true, false or null. It returns
+// false for anything else (nested values, escapes, keys that differ from a
+// field name only in case, and every malformed input), and the caller then
+// uses encoding/json, whose result it must equal whenever it returns true
+// (FuzzFastWire checks exactly that).
+func fastWire(b []byte, w *wire) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipWS(b, i+1) == len(b)
+	}
+	for {
+		// key
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		ks := i + 1
+		i = ks
+		for i < len(b) && b[i] != '"' {
+			if c := b[i]; c < 0x20 || c >= 0x80 || c == '\\' {
+				return false
+			}
+			i++
+		}
+		if i >= len(b) {
+			return false
+		}
+		key := b[ks:i]
+		i = skipWS(b, i+1)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipWS(b, i+1)
+		// value
+		vs := i
+		if i = scalarEnd(b, i); i < 0 {
+			return false
+		}
+		if dst := w.field(key); dst != nil {
+			*dst = b[vs:i]
+		} else if w.foldsToField(key) {
+			return false
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+		case '}':
+			return skipWS(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scalarEnd returns the end of the number, plain string or literal at b[i:],
+// or -1.
+func scalarEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		for i++; i < len(b); i++ {
+			switch c := b[i]; {
+			case c == '"':
+				return i + 1
+			case c < 0x20 || c == '\\':
+				return -1
+			}
+		}
+		return -1
+	case c == '-' || (c >= '0' && c <= '9'):
+		return numberEnd(b, i)
+	default:
+		for _, lit := range [...]string{"true", "false", "null"} {
+			if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
+				return i + len(lit)
+			}
+		}
+		return -1
+	}
+}
+
+// numberEnd scans a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func numberEnd(b []byte, i int) int {
+	digits := func(i int) (int, bool) {
+		s := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i, i > s
+	}
+	if b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return -1
+	}
+	if b[i] == '0' {
+		i++
+	} else {
+		var ok bool
+		if i, ok = digits(i); !ok {
+			return -1
+		}
+	}
+	if i < len(b) && b[i] == '.' {
+		var ok bool
+		if i, ok = digits(i + 1); !ok {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		var ok bool
+		if i, ok = digits(i); !ok {
+			return -1
+		}
+	}
+	return i
+}
+
+// wireNames are the JSON names of wire's fields, in field order.
+var wireNames = [...]string{"heartbeat", "tpep_pickup_datetime", "lpep_pickup_datetime", "pickup_datetime",
+	"tpep_dropoff_datetime", "lpep_dropoff_datetime", "dropoff_datetime", "PULocationID", "DOLocationID",
+	"trip_distance", "passenger_count", "VendorID", "total_amount", "fare_amount", "tip_amount", "tolls_amount"}
+
+// field returns the field named exactly key, or nil.
+func (w *wire) field(key []byte) *json.RawMessage {
+	switch string(key) {
+	case "heartbeat":
+		return &w.Heartbeat
+	case "tpep_pickup_datetime":
+		return &w.Pickup
+	case "lpep_pickup_datetime":
+		return &w.LPickup
+	case "pickup_datetime":
+		return &w.AnyPickup
+	case "tpep_dropoff_datetime":
+		return &w.Dropoff
+	case "lpep_dropoff_datetime":
+		return &w.LDropoff
+	case "dropoff_datetime":
+		return &w.AnyDropoff
+	case "PULocationID":
+		return &w.PU
+	case "DOLocationID":
+		return &w.DO
+	case "trip_distance":
+		return &w.Distance
+	case "passenger_count":
+		return &w.Passengers
+	case "VendorID":
+		return &w.Vendor
+	case "total_amount":
+		return &w.Total
+	case "fare_amount":
+		return &w.Fare
+	case "tip_amount":
+		return &w.Tip
+	case "tolls_amount":
+		return &w.Tolls
+	}
+	return nil
+}
+
+// foldsToField says whether encoding/json would match key to a field
+// case-insensitively (keys here are ASCII).
+func (w *wire) foldsToField(key []byte) bool {
+	for _, n := range wireNames {
+		if strings.EqualFold(string(key), n) {
+			return true
+		}
+	}
+	return false
+}
