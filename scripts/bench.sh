@@ -14,5 +14,7 @@ if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import kafka, psycopg
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q kafka-python==3.0.12 psycopg2-binary==2.9.13
 fi
+# The Kafka Streams peer: built with Maven once (cached under .cache/).
+scripts/kstreams.sh build >/dev/null
 brokers=$(scripts/kafka4.sh start "$state")
 go run ./cmd/bench --brokers "$brokers" --broker-pid-file "$state/kafka.pid" --binary bin/ridestream --python "$venv/bin/python" "$@"

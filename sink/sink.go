@@ -152,6 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var consumers errgroup.Group
 	consumers.Go(func() error { return consume(ctx, cfg, log, w, pool, cfg.Group, cfg.InstanceID, cfg.Topic) })
 	if cfg.FinalsTopic != "" {
+		cfg.Ready.Set("kafka-finals", "waiting for the finals topic")
 		consumers.Go(func() error {
 			for logged := false; !topicExists(admin, cfg.FinalsTopic); logged = true {
 				if !logged {
@@ -208,7 +209,11 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, w *writer, pool 
 			log.Warn("consumer group error", "err", err)
 		}
 	}()
-	h := &handler{cfg: cfg, w: w, pool: pool, log: log, state: map[topicPartition]*partitionState{}}
+	ready := "kafka"
+	if topic == cfg.FinalsTopic {
+		ready = "kafka-finals"
+	}
+	h := &handler{cfg: cfg, w: w, pool: pool, log: log, ready: ready, state: map[topicPartition]*partitionState{}}
 	for ctx.Err() == nil {
 		if err := cg.Consume(ctx, []string{topic}, h); err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
@@ -238,6 +243,8 @@ type handler struct {
 	w    *writer
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	// ready names the group's /readyz condition: kafka or kafka-finals.
+	ready string
 
 	mu    sync.Mutex
 	state map[topicPartition]*partitionState
@@ -282,13 +289,13 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		}
 	}
 	h.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
-	h.cfg.Ready.Set("kafka", "")
+	h.cfg.Ready.Set(h.ready, "")
 	return nil
 }
 
 // Cleanup commits everything handed to the writer before the partitions move.
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
-	h.cfg.Ready.Set("kafka", "rebalancing")
+	h.cfg.Ready.Set(h.ready, "rebalancing")
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(sess.Context()), shutdownGrace)
 	defer cancel()
 	if err := h.w.flush(ctx); err != nil {

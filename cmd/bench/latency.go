@@ -66,6 +66,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 			return latency{}, err
 		}
 	}
+	produceStart := time.Now()
 	if _, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: []string{c.brokers}, Topic: topic, Rate: rate, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return latency{}, err
 	}
@@ -81,7 +82,12 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 		return latency{}, err
 	}
 	defer rows.Close()
+	type sample struct {
+		window, closed time.Time
+		lag            time.Duration
+	}
 	var lags []time.Duration
+	var samples []sample
 	for rows.Next() {
 		var ws, fin time.Time
 		if err := rows.Scan(&ws, &fin); err != nil {
@@ -92,6 +98,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 			return latency{}, fmt.Errorf("final window %s was never closed by the input", ws)
 		}
 		lags = append(lags, fin.Sub(closed))
+		samples = append(samples, sample{ws, closed, fin.Sub(closed)})
 	}
 	if err := rows.Err(); err != nil {
 		return latency{}, err
@@ -100,6 +107,11 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 		return latency{}, fmt.Errorf("no final windows")
 	}
 	slices.Sort(lags)
+	slices.SortFunc(samples, func(a, b sample) int { return int(b.lag - a.lag) })
+	for _, s := range samples[:min(8, len(samples))] {
+		fmt.Fprintf(os.Stderr, "bench: latency: slowest: window %s closed %.1f s after input started, final %v later\n",
+			s.window.UTC().Format(time.RFC3339), s.closed.Sub(produceStart).Seconds(), s.lag.Round(time.Millisecond))
+	}
 	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	return latency{p50: ms(lags[len(lags)/2]), p99: ms(lags[len(lags)*99/100]), max: ms(lags[len(lags)-1]), windows: len(lags)}, nil
 }

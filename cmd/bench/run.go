@@ -31,6 +31,8 @@ import (
 
 type config struct {
 	brokers, brokerPidFile, binary, out, python string
+	kstreams                                    string
+	kstreamsThreads                             int
 	rides, partitions, ceilingRows              int
 	pythonSeconds, latencySeconds               float64
 	latencyHours                                int
@@ -47,6 +49,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&c.partitions, "partitions", 12, "partitions of the input topic")
 	fs.IntVar(&c.ceilingRows, "ceiling-rows", 500_000, "rows for the PostgreSQL ceiling")
 	fs.StringVar(&c.python, "python", ".cache/bench-venv/bin/python", "python with kafka-python and psycopg2 for the tutorial's consumer")
+	fs.StringVar(&c.kstreams, "kstreams", "scripts/kstreams.sh", "script that runs the Kafka Streams peer (bench/kstreams)")
+	fs.IntVar(&c.kstreamsThreads, "kstreams-threads", 1, "stream threads of the Kafka Streams peer")
 	fs.Float64Var(&c.pythonSeconds, "python-seconds", 20, "how long the tutorial's consumer runs")
 	fs.Float64Var(&c.latencySeconds, "latency-seconds", 30, "how long input arrives in the latency measurement")
 	fs.IntVar(&c.latencyHours, "latency-hours", 240, "event-hours the latency input spans (one window closes every latency-seconds/latency-hours)")
@@ -84,7 +88,12 @@ func run(ctx context.Context, args []string) error {
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	wantFinals := len(model.Finals(spec, 24*time.Hour, parts, model.Run(spec, parts)))
+	modelFinals := model.Finals(spec, 24*time.Hour, parts, model.Run(spec, parts))
+	wantFinals := len(modelFinals)
+	var wantTrips int64
+	for _, f := range modelFinals {
+		wantTrips += f.Trips
+	}
 	parts = nil
 	say("producing %d messages to %s", w.Count(), topic)
 	if _, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: []string{c.brokers}, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
@@ -140,7 +149,15 @@ func run(ctx context.Context, args []string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	procOnlyEl := time.Since(start)
+	procOnlyCPU := cpuTree(procOnly.Process.Pid)
 	stopAll(procOnly)
+
+	// The Kafka Streams peer on the same topic.
+	say("Kafka Streams peer (exactly_once_v2, %d thread(s)): input topic to its finals topic", c.kstreamsThreads)
+	ks, err := runKStreams(ctx, c, topic, c.rides)
+	if err != nil {
+		return fmt.Errorf("kafka streams peer: %w", err)
+	}
 
 	// The tutorial's consumer, as users run it, on the same topic.
 	say("the tutorial's Python consumer (kafka-python, one INSERT per message, autocommit) for %v s", c.pythonSeconds)
@@ -182,7 +199,12 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "| PostgreSQL ceiling: plain COPY, ride row | %.0f rows/s | %d rows, 10k rows per transaction |\n", ceil.CopyPerSec, ceil.Rows)
 	fmt.Fprintf(&b, "| PostgreSQL idempotent path (COPY → staging → INSERT … ON CONFLICT + progress) | %.0f rows/s | the sink's own write path |\n", ceil.IdempotentPerSec)
 	fmt.Fprintf(&b, "| ridestream end to end (raw rows + final windows committed) | %.0f rides/s | %v |\n", e2eRate, e2e.Round(time.Millisecond))
-	fmt.Fprintf(&b, "| processors only (input → finals topic) | %.0f rides/s | %v |\n", float64(c.rides)/procOnlyEl.Seconds(), procOnlyEl.Round(time.Millisecond))
+	procRate := float64(c.rides) / procOnlyEl.Seconds()
+	fmt.Fprintf(&b, "| processors only (input → finals topic) | %.0f rides/s | %v from process start; %.1f CPU-s per 1M rides; %d final rows, %d trips: equal to the model |\n",
+		procRate, procOnlyEl.Round(time.Millisecond), procOnlyCPU*1e6/float64(c.rides), wantFinals, wantTrips)
+	ksRate := float64(c.rides) / ks.Seconds
+	fmt.Fprintf(&b, "| Kafka Streams 4.1.1 peer (bench/kstreams), exactly_once_v2, %d thread | %.0f rides/s | %.1f s from process start to its last final; %.1f CPU-s per 1M rides; peak RSS %d MiB; %d final rows, %d trips = %.0f%% of the model's (%d rides dropped as late: stream time is per repartition task) |\n",
+		c.kstreamsThreads, ksRate, ks.Seconds, ks.CPU*1e6/float64(c.rides), ks.PeakRSS, ks.Finals, ks.Trips, 100*float64(ks.Trips)/float64(wantTrips), ks.LateDropped)
 	fmt.Fprintf(&b, "| latency at %.0f msg/s (half the end-to-end rate): window close → its last final row committed | p50 %v, p99 %v, max %v | %d windows over %d event-hours in %.0f s; close = broker timestamp of the record that closed it on its last partition, committed = finalized_at (transaction start) |\n",
 		latRate, lat.p50, lat.p99, lat.max, lat.windows, c.latencyHours, c.latencySeconds)
 	fmt.Fprintf(&b, "| the tutorial's consumer: kafka-python + psycopg2, one INSERT per message, autocommit | %.0f rows/s | %d rows in %.1f s; no windows, no exactly-once |\n", pyRate, py.Inserted, py.Seconds)
@@ -190,6 +212,7 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "| ridestream ÷ idempotent COPY path | %.2f | ≥ 0.5 |\n", e2eRate/ceil.IdempotentPerSec)
 	fmt.Fprintf(&b, "| ridestream ÷ plain COPY ceiling | %.2f | |\n", e2eRate/ceil.CopyPerSec)
 	fmt.Fprintf(&b, "| ridestream ÷ Python consumer | %.1f | ≥ 30 |\n", e2eRate/pyRate)
+	fmt.Fprintf(&b, "| processors ÷ Kafka Streams (rides/s) | %.2f | ≥ 1.0 |\n", procRate/ksRate)
 	fmt.Fprintf(&b, "\n| process (end to end run) | CPU-seconds per 1M rides | peak RSS |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| ridestream process (route, clock, windows) | %s | %d MiB |\n", perM(procCPU), peakProc)
 	fmt.Fprintf(&b, "| ridestream sink | %s | %d MiB |\n", perM(sinkCPU), peakSink)

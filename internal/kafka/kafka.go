@@ -9,6 +9,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -72,6 +73,7 @@ func EnsureTopics(admin sarama.ClusterAdmin, topics ...Topic) (map[string]int32,
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
 	counts := map[string]int32{}
+	var created []string
 	for _, t := range topics {
 		if d, ok := existing[t.Name]; ok {
 			counts[t.Name] = d.NumPartitions
@@ -104,6 +106,28 @@ func EnsureTopics(admin sarama.ClusterAdmin, topics ...Topic) (map[string]int32,
 			return nil, fmt.Errorf("create topic %s (%d partitions, replication %d): %w", t.Name, t.Partitions, repl, err)
 		}
 		counts[t.Name] = t.Partitions
+		created = append(created, t.Name)
 	}
-	return counts, nil
+	return counts, awaitTopics(admin, created)
+}
+
+// awaitTopics waits until the cluster's metadata lists the new topics, so a
+// client started next (goka's topic manager) does not try to create them
+// again and fail with "already exists".
+func awaitTopics(admin sarama.ClusterAdmin, names []string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for len(names) > 0 {
+		existing, err := admin.ListTopics()
+		if err != nil {
+			return fmt.Errorf("list topics: %w", err)
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { _, ok := existing[n]; return ok })
+		if len(names) > 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("created topics %v are not in the cluster metadata after 10s", names)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
 }
