@@ -19,10 +19,13 @@ type Ceiling struct {
 	// (its primary key included, amounts as integer cents), one transaction
 	// per batch: the ceiling.
 	CopyPerSec float64
-	// IdempotentPerSec is the sink's own path: COPY into staging, INSERT …
-	// ORDER BY key ON CONFLICT DO NOTHING into rides, progress upsert, one
-	// transaction per batch.
+	// IdempotentPerSec is the idempotent staging path: COPY into staging,
+	// INSERT … ORDER BY key ON CONFLICT DO NOTHING into rides, progress
+	// upsert, one transaction per batch.
 	IdempotentPerSec float64
+	// SinkPerSec is the sink's path: COPY into rides under a savepoint
+	// (staging only when a row is there already), progress upsert.
+	SinkPerSec float64
 }
 
 // MeasureCeiling writes rows synthetic rides both ways into the database at
@@ -71,15 +74,24 @@ func MeasureCeiling(ctx context.Context, url string, rows, batch int) (Ceiling, 
 	}
 	c.CopyPerSec = float64(len(all)) / time.Since(start).Seconds()
 
-	start = time.Now()
-	for lo := 0; lo < len(all); lo += batch {
-		part := all[lo:min(lo+batch, len(all))]
-		ch := &chunk{rides: part, records: len(part),
-			progress: progress{topic: "bench", partition: 0, next: part[len(part)-1].offset + 1, rides: part[len(part)-1].offset + 1}}
-		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, []*chunk{ch}) }); err != nil {
-			return c, fmt.Errorf("idempotent batch: %w", err)
+	paths := []struct {
+		path int
+		rate *float64
+	}{{pathStaging, &c.IdempotentPerSec}, {pathDirect, &c.SinkPerSec}}
+	for _, p := range paths {
+		if _, err := pool.Exec(ctx, `TRUNCATE rides, sink_progress`); err != nil {
+			return c, err
 		}
+		start = time.Now()
+		for lo := 0; lo < len(all); lo += batch {
+			part := all[lo:min(lo+batch, len(all))]
+			ch := &chunk{rides: part, records: len(part),
+				progress: progress{topic: "bench", partition: 0, next: part[len(part)-1].offset + 1, rides: part[len(part)-1].offset + 1}}
+			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, []*chunk{ch}, p.path) }); err != nil {
+				return c, fmt.Errorf("batch: %w", err)
+			}
+		}
+		*p.rate = float64(len(all)) / time.Since(start).Seconds()
 	}
-	c.IdempotentPerSec = float64(len(all)) / time.Since(start).Seconds()
 	return c, nil
 }

@@ -20,6 +20,10 @@ var (
 		Help:    "Input records per committed batch.",
 		Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 	})
+	metricStagingFallbacks = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_sink_staging_fallbacks_total",
+		Help: "Batches whose rides were partly in the table already (a rebalance overlap), written through staging with ON CONFLICT DO NOTHING.",
+	})
 	metricRetrying = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "ridestream_sink_retrying",
 		Help: "1 while the sink retries a failing operation (PostgreSQL, or connecting to Kafka).",

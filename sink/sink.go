@@ -381,6 +381,7 @@ func OpenPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	pc.MaxConns = 4
 	pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		registerCents(conn.TypeMap())
 		_, err := conn.Exec(ctx, stagingDDL)
 		return err
 	}

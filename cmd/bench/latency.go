@@ -21,9 +21,31 @@ import (
 )
 
 type latency struct {
+	all, warm, cold percentiles
+}
+
+// percentiles of the windows' latencies.
+type percentiles struct {
 	p50, p99, max time.Duration
 	windows       int
 }
+
+func percentilesOf(lags []time.Duration) percentiles {
+	if len(lags) == 0 {
+		return percentiles{}
+	}
+	lags = slices.Sorted(slices.Values(lags))
+	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return percentiles{p50: ms(lags[len(lags)/2]), p99: ms(lags[len(lags)*99/100]), max: ms(lags[len(lags)-1]), windows: len(lags)}
+}
+
+func (p percentiles) String() string {
+	return fmt.Sprintf("p50 %v, p99 %v, max %v (%d windows)", p.p50, p.p99, p.max, p.windows)
+}
+
+// coldStart is how long after the first input a window counts as closed
+// during the pipeline's start-up.
+const coldStart = 5 * time.Second
 
 // measureLatency runs processors and sink on a new topic, waits until both
 // are ready, writes the workload at rate messages/s, and measures per window
@@ -86,7 +108,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 		window, closed time.Time
 		lag            time.Duration
 	}
-	var lags []time.Duration
+	var lags, warm, cold []time.Duration
 	var samples []sample
 	for rows.Next() {
 		var ws, fin time.Time
@@ -98,6 +120,11 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 			return latency{}, fmt.Errorf("final window %s was never closed by the input", ws)
 		}
 		lags = append(lags, fin.Sub(closed))
+		if closed.Sub(produceStart) < coldStart {
+			cold = append(cold, fin.Sub(closed))
+		} else {
+			warm = append(warm, fin.Sub(closed))
+		}
 		samples = append(samples, sample{ws, closed, fin.Sub(closed)})
 	}
 	if err := rows.Err(); err != nil {
@@ -106,14 +133,12 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 	if len(lags) == 0 {
 		return latency{}, fmt.Errorf("no final windows")
 	}
-	slices.Sort(lags)
 	slices.SortFunc(samples, func(a, b sample) int { return int(b.lag - a.lag) })
 	for _, s := range samples[:min(8, len(samples))] {
 		fmt.Fprintf(os.Stderr, "bench: latency: slowest: window %s closed %.1f s after input started, final %v later\n",
 			s.window.UTC().Format(time.RFC3339), s.closed.Sub(produceStart).Seconds(), s.lag.Round(time.Millisecond))
 	}
-	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
-	return latency{p50: ms(lags[len(lags)/2]), p99: ms(lags[len(lags)*99/100]), max: ms(lags[len(lags)-1]), windows: len(lags)}, nil
+	return latency{all: percentilesOf(lags), warm: percentilesOf(warm), cold: percentilesOf(cold)}, nil
 }
 
 // windowCloses reads topic back and returns, per window start, the broker
