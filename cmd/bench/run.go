@@ -191,8 +191,9 @@ func run(ctx context.Context, args []string) error {
 	perM := func(cpu float64) string { return fmt.Sprintf("%.1f", cpu*1e6/float64(c.rides)) }
 	e2eRate := float64(c.rides) / e2e.Seconds()
 	var b strings.Builder
-	fmt.Fprintf(&b, "# ridestream benchmarks\n\nCommand: `make bench` (go run ./cmd/bench). Date: %s. Machine: %d cores, %s/%s, Apache Kafka 4.1.1 (one node), PostgreSQL (throwaway cluster, fsync on).\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	commit, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
+	fmt.Fprintf(&b, "# ridestream benchmarks\n\nCommand: `make bench` (go run ./cmd/bench). Date: %s. Commit: %s. Machine: %d cores, %s/%s, Apache Kafka 4.1.1 (one node), PostgreSQL (throwaway cluster, fsync on); every process shares the same cores.\n",
+		time.Now().UTC().Format(time.RFC3339), strings.TrimSpace(string(commit)), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&b, "Workload: %d rides (+%d malformed, %d heartbeats) over %d partitions and 24 event-hours, 5%% out of order, 1%% late; %d final rows.\n\n",
 		c.rides, w.MalformedCount(), c.partitions, c.partitions, wantFinals)
 	fmt.Fprintf(&b, "| measurement | rate | notes |\n|---|---|---|\n")
@@ -223,6 +224,7 @@ func run(ctx context.Context, args []string) error {
 		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(brokerAfter-brokerBefore))
 	}
 	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(pgCPU))
+	fmt.Fprintf(&b, "\nOne run on a shared machine: rates vary by 10–20%% between runs. Where the time goes, and the before/after of each change: docs/design.md, section Performance.\n")
 	fmt.Print(b.String())
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
 }
