@@ -24,14 +24,14 @@ type kstreamsResult struct {
 
 // runKStreams runs the Kafka Streams peer on topic until it has aggregated
 // every ride and emitted its last final, and reads what it printed.
-func runKStreams(ctx context.Context, c config, topic string, rides int) (kstreamsResult, error) {
+func runKStreams(ctx context.Context, c config, topic string, run, rides int) (kstreamsResult, error) {
 	state, err := os.MkdirTemp("", "ridestream-bench-kstreams-")
 	if err != nil {
 		return kstreamsResult{}, err
 	}
 	defer os.RemoveAll(state)
-	cmd := exec.CommandContext(ctx, c.kstreams, "run", "--bootstrap", c.brokers, "--input", topic, "--finals", "bench_ks-finals",
-		"--app-id", "bench-ks", "--expect-rides", strconv.Itoa(rides), "--guarantee", "exactly_once_v2",
+	cmd := exec.CommandContext(ctx, c.kstreams, "run", "--bootstrap", c.brokers, "--input", topic, "--finals", fmt.Sprintf("bench_ks%d-finals", run),
+		"--app-id", fmt.Sprintf("bench-ks%d", run), "--expect-rides", strconv.Itoa(rides), "--guarantee", "exactly_once_v2",
 		"--threads", strconv.Itoa(c.kstreamsThreads), "--state-dir", state)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"time"
 
@@ -65,6 +66,8 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
 	wantFinals := len(model.Finals(spec, 24*time.Hour, parts, model.Run(spec, parts)))
+	parts = nil
+	runtime.GC() // the model's gigabyte is garbage: collect it now, not while measuring
 	dbURL, err := createDatabase(ctx, adminURL, "latency")
 	if err != nil {
 		return latency{}, err

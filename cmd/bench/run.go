@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +34,7 @@ import (
 type config struct {
 	brokers, brokerPidFile, binary, out, python string
 	kstreams                                    string
-	kstreamsThreads                             int
+	kstreamsThreads, runs                       int
 	rides, partitions, ceilingRows              int
 	pythonSeconds, latencySeconds               float64
 	latencyHours                                int
@@ -51,6 +53,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.python, "python", ".cache/bench-venv/bin/python", "python with kafka-python and psycopg2 for the tutorial's consumer")
 	fs.StringVar(&c.kstreams, "kstreams", "scripts/kstreams.sh", "script that runs the Kafka Streams peer (bench/kstreams)")
 	fs.IntVar(&c.kstreamsThreads, "kstreams-threads", 1, "stream threads of the Kafka Streams peer")
+	fs.IntVar(&c.runs, "runs", 3, "runs of each throughput measurement (the median is reported)")
 	fs.Float64Var(&c.pythonSeconds, "python-seconds", 20, "how long the tutorial's consumer runs")
 	fs.Float64Var(&c.latencySeconds, "latency-seconds", 30, "how long input arrives in the latency measurement")
 	fs.IntVar(&c.latencyHours, "latency-hours", 240, "event-hours the latency input spans (one window closes every latency-seconds/latency-hours)")
@@ -59,6 +62,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if c.brokers == "" {
 		return errors.New("--brokers: required")
+	}
+	if c.runs < 1 {
+		return fmt.Errorf("--runs %d: must be at least 1", c.runs)
 	}
 	if _, err := os.Stat(c.binary); err != nil {
 		return fmt.Errorf("--binary: %w", err)
@@ -71,10 +77,14 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pg.Stop()
-	say("PostgreSQL ceiling with %d ride rows", c.ceilingRows)
-	ceil, err := sink.MeasureCeiling(ctx, pg.URL, c.ceilingRows, 10000)
-	if err != nil {
-		return err
+	say("PostgreSQL ceiling with %d ride rows, %d runs", c.ceilingRows, c.runs)
+	var copyRates, stagingRates, sinkRates []float64
+	for range c.runs {
+		ceil, err := sink.MeasureCeiling(ctx, pg.URL, c.ceilingRows, 10000)
+		if err != nil {
+			return err
+		}
+		copyRates, stagingRates, sinkRates = append(copyRates, ceil.CopyPerSec), append(stagingRates, ceil.IdempotentPerSec), append(sinkRates, ceil.SinkPerSec)
 	}
 
 	spec := window.DefaultSpec()
@@ -95,69 +105,53 @@ func run(ctx context.Context, args []string) error {
 		wantTrips += f.Trips
 	}
 	parts = nil
+	runtime.GC() // the model's garbage: collect it now, not while measuring
 	say("producing %d messages to %s", w.Count(), topic)
 	if _, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: []string{c.brokers}, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return err
 	}
 
-	// End to end: processors and sink as separate processes.
-	dbURL, err := createDatabase(ctx, pg.URL, "pipeline")
-	if err != nil {
-		return err
+	// End to end: processors and sink as separate processes, a new
+	// pipeline and database each run.
+	var e2es []e2eResult
+	for i := range c.runs {
+		say("end to end, run %d of %d: processors + sink until every raw row and every final window is committed", i+1, c.runs)
+		r, err := runE2E(ctx, c, pg, topic, i, w.Count(), wantFinals)
+		if err != nil {
+			return err
+		}
+		e2es = append(e2es, r)
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	say("end to end: processors + sink until every raw row and every final window is committed")
-	brokerBefore, _ := cpuOfPidFile(c.brokerPidFile)
-	pgBefore := cpuTree(pg.Pid())
-	start := time.Now()
-	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", "bench_e2e", "--log-level", "warn")
-	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--topic", topic, "--finals-topic", "bench_e2e-finals",
-		"--group", "bench-e2e-sink", "--log-level", "warn")
-	snk.Env = append(os.Environ(), "RIDESTREAM_DATABASE_URL="+dbURL)
-	if err := startAll(proc, snk); err != nil {
-		return err
-	}
-	peakProc, peakSink, err := waitCommitted(ctx, pool, topic, w.Count(), wantFinals, proc, snk)
-	if err != nil {
-		return err
-	}
-	e2e := time.Since(start)
-	procCPU, sinkCPU := cpuTree(proc.Process.Pid), cpuTree(snk.Process.Pid)
-	brokerAfter, _ := cpuOfPidFile(c.brokerPidFile)
-	pgCPU := cpuTree(pg.Pid()) - pgBefore
-	stopAll(proc, snk)
+	slices.SortFunc(e2es, func(a, b e2eResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
+	e2eMed := e2es[len(e2es)/2]
+	e2e, procCPU, sinkCPU, pgCPU, peakProc, peakSink := e2eMed.elapsed, e2eMed.procCPU, e2eMed.sinkCPU, e2eMed.pgCPU, e2eMed.peakProc, e2eMed.peakSink
+	brokerCPU := e2eMed.brokerCPU
 
 	// Processors alone: input to finals topic.
-	say("processors only: input topic to finals topic")
-	start = time.Now()
-	procOnly := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", "bench_proc", "--log-level", "warn")
-	if err := startAll(procOnly); err != nil {
-		return err
-	}
-	for {
-		n, err := topicRecords(c.brokers, "bench_proc-finals")
-		if err == nil && n >= int64(wantFinals) {
-			break
+	var procRuns []procResult
+	for i := range c.runs {
+		say("processors only, run %d of %d: input topic to finals topic", i+1, c.runs)
+		r, err := runProcessors(ctx, c, topic, i, wantFinals)
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		time.Sleep(100 * time.Millisecond)
+		procRuns = append(procRuns, r)
 	}
-	procOnlyEl := time.Since(start)
-	procOnlyCPU := cpuTree(procOnly.Process.Pid)
-	stopAll(procOnly)
+	slices.SortFunc(procRuns, func(a, b procResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
+	procOnlyEl, procOnlyCPU := procRuns[len(procRuns)/2].elapsed, procRuns[len(procRuns)/2].cpu
 
 	// The Kafka Streams peer on the same topic.
-	say("Kafka Streams peer (exactly_once_v2, %d thread(s)): input topic to its finals topic", c.kstreamsThreads)
-	ks, err := runKStreams(ctx, c, topic, c.rides)
-	if err != nil {
-		return fmt.Errorf("kafka streams peer: %w", err)
+	var kss []kstreamsResult
+	for i := range c.runs {
+		say("Kafka Streams peer, run %d of %d (exactly_once_v2, %d thread(s)): input topic to its finals topic", i+1, c.runs, c.kstreamsThreads)
+		ks, err := runKStreams(ctx, c, topic, i, c.rides)
+		if err != nil {
+			return fmt.Errorf("kafka streams peer: %w", err)
+		}
+		kss = append(kss, ks)
 	}
+	slices.SortFunc(kss, func(a, b kstreamsResult) int { return cmp.Compare(a.Seconds, b.Seconds) })
+	ks := kss[len(kss)/2]
 
 	// The tutorial's consumer, as users run it, on the same topic.
 	say("the tutorial's Python consumer (kafka-python, one INSERT per message, autocommit) for %v s", c.pythonSeconds)
@@ -188,45 +182,133 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("latency: %w", err)
 	}
 
+	spread := func(rates []float64) string {
+		return fmt.Sprintf("%.0f–%.0f", slices.Min(rates), slices.Max(rates))
+	}
+	e2eRates := make([]float64, len(e2es))
+	for i, r := range e2es {
+		e2eRates[i] = float64(c.rides) / r.elapsed.Seconds()
+	}
+	procRates := make([]float64, len(procRuns))
+	for i, r := range procRuns {
+		procRates[i] = float64(c.rides) / r.elapsed.Seconds()
+	}
+	ksRates := make([]float64, len(kss))
+	ksTrips := make([]float64, len(kss))
+	for i, r := range kss {
+		ksRates[i], ksTrips[i] = float64(c.rides)/r.Seconds, 100*float64(r.Trips)/float64(wantTrips)
+	}
 	perM := func(cpu float64) string { return fmt.Sprintf("%.1f", cpu*1e6/float64(c.rides)) }
+	median := func(v []float64) float64 { return slices.Sorted(slices.Values(v))[len(v)/2] }
+	copyRate, stagingRate, sinkRate := median(copyRates), median(stagingRates), median(sinkRates)
 	e2eRate := float64(c.rides) / e2e.Seconds()
+	procRate := float64(c.rides) / procOnlyEl.Seconds()
+	ksRate := float64(c.rides) / ks.Seconds
 	var b strings.Builder
 	commit, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
 	fmt.Fprintf(&b, "# ridestream benchmarks\n\nCommand: `make bench` (go run ./cmd/bench). Date: %s. Commit: %s. Machine: %d cores, %s/%s, Apache Kafka 4.1.1 (one node), PostgreSQL (throwaway cluster, fsync on); every process shares the same cores.\n",
 		time.Now().UTC().Format(time.RFC3339), strings.TrimSpace(string(commit)), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "Workload: %d rides (+%d malformed, %d heartbeats) over %d partitions and 24 event-hours, 5%% out of order, 1%% late; %d final rows.\n\n",
+	fmt.Fprintf(&b, "Workload: %d rides (+%d malformed, %d heartbeats) over %d partitions and 24 event-hours, 5%% out of order, 1%% late; %d final rows.\n",
 		c.rides, w.MalformedCount(), c.partitions, c.partitions, wantFinals)
+	fmt.Fprintf(&b, "Rates are the median of %d runs (range in the notes), each on a new pipeline, database or application id; the Python consumer and the latency run once.\n\n", c.runs)
 	fmt.Fprintf(&b, "| measurement | rate | notes |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| PostgreSQL ceiling: plain COPY, ride row | %.0f rows/s | %d rows, 10k rows per transaction |\n", ceil.CopyPerSec, ceil.Rows)
-	fmt.Fprintf(&b, "| PostgreSQL idempotent staging path (COPY → staging → INSERT … ON CONFLICT + progress) | %.0f rows/s | the ratio's denominator; the sink's fallback |\n", ceil.IdempotentPerSec)
-	fmt.Fprintf(&b, "| PostgreSQL, the sink's path (COPY into rides under a savepoint + progress) | %.0f rows/s | staging only when a row is there already |\n", ceil.SinkPerSec)
-	fmt.Fprintf(&b, "| ridestream end to end (raw rows + final windows committed) | %.0f rides/s | %v |\n", e2eRate, e2e.Round(time.Millisecond))
-	procRate := float64(c.rides) / procOnlyEl.Seconds()
-	fmt.Fprintf(&b, "| processors only (input → finals topic) | %.0f rides/s | %v from process start; %.1f CPU-s per 1M rides; %d final rows, %d trips: equal to the model |\n",
-		procRate, procOnlyEl.Round(time.Millisecond), procOnlyCPU*1e6/float64(c.rides), wantFinals, wantTrips)
-	ksRate := float64(c.rides) / ks.Seconds
-	fmt.Fprintf(&b, "| Kafka Streams 4.1.1 peer (bench/kstreams), exactly_once_v2, %d thread | %.0f rides/s | %.1f s from process start to its last final; %.1f CPU-s per 1M rides; peak RSS %d MiB; %d final rows, %d trips = %.0f%% of the model's (%d rides dropped as late: stream time is per repartition task) |\n",
-		c.kstreamsThreads, ksRate, ks.Seconds, ks.CPU*1e6/float64(c.rides), ks.PeakRSS, ks.Finals, ks.Trips, 100*float64(ks.Trips)/float64(wantTrips), ks.LateDropped)
+	fmt.Fprintf(&b, "| PostgreSQL ceiling: plain COPY, ride row | %.0f rows/s | %s; %d rows, 10k rows per transaction, amounts as bigint |\n", copyRate, spread(copyRates), c.ceilingRows)
+	fmt.Fprintf(&b, "| PostgreSQL idempotent staging path (COPY → staging → INSERT … ON CONFLICT + progress) | %.0f rows/s | %s; the ratio's denominator; the sink's fallback |\n", stagingRate, spread(stagingRates))
+	fmt.Fprintf(&b, "| PostgreSQL, the sink's path (COPY into rides under a savepoint + progress) | %.0f rows/s | %s; staging only when a row is there already |\n", sinkRate, spread(sinkRates))
+	fmt.Fprintf(&b, "| ridestream end to end (raw rows + final windows committed) | %.0f rides/s | %s; median run %v from process start |\n", e2eRate, spread(e2eRates), e2e.Round(time.Millisecond))
+	fmt.Fprintf(&b, "| processors only (input → finals topic) | %.0f rides/s | %s; median run %v from process start, %.1f CPU-s per 1M rides; %d final rows, %d trips: equal to the model |\n",
+		procRate, spread(procRates), procOnlyEl.Round(time.Millisecond), procOnlyCPU*1e6/float64(c.rides), wantFinals, wantTrips)
+	fmt.Fprintf(&b, "| Kafka Streams 4.1.1 peer (bench/kstreams), exactly_once_v2, %d thread | %.0f rides/s | %s; median run %.1f s from process start to its last final, %.1f CPU-s per 1M rides, peak RSS %d MiB, %d final rows; its finals hold %.0f–%.0f%% of the model's trips (median run: %d rides dropped as late; its stream time is per repartition task) |\n",
+		c.kstreamsThreads, ksRate, spread(ksRates), ks.Seconds, ks.CPU*1e6/float64(c.rides), ks.PeakRSS, ks.Finals, slices.Min(ksTrips), slices.Max(ksTrips), ks.LateDropped)
 	fmt.Fprintf(&b, "| latency at %.0f msg/s (half the end-to-end rate): window close → its last final row committed | %v | %d event-hours in %.0f s of input; close = broker timestamp of the record that closed the window on its last partition; committed = finalized_at (its transaction's start) |\n",
 		latRate, lat.all, c.latencyHours, c.latencySeconds)
 	fmt.Fprintf(&b, "| … windows closed %v or more after the first input | %v | steady state |\n", coldStart, lat.warm)
-	fmt.Fprintf(&b, "| … windows closed in the first %v | %v | start-up: these finals land together a few seconds in |\n", coldStart, lat.cold)
+	fmt.Fprintf(&b, "| … windows closed in the first %v | %v | start-up |\n", coldStart, lat.cold)
 	fmt.Fprintf(&b, "| the tutorial's consumer: kafka-python + psycopg2, one INSERT per message, autocommit | %.0f rows/s | %d rows in %.1f s; no windows, no exactly-once |\n", pyRate, py.Inserted, py.Seconds)
-	fmt.Fprintf(&b, "\n| ratio | value | target |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| ridestream ÷ idempotent COPY path | %.2f | ≥ 0.5 |\n", e2eRate/ceil.IdempotentPerSec)
-	fmt.Fprintf(&b, "| ridestream ÷ plain COPY ceiling | %.2f | |\n", e2eRate/ceil.CopyPerSec)
+	fmt.Fprintf(&b, "\n| ratio (medians) | value | target |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| ridestream ÷ idempotent COPY path | %.2f | ≥ 0.5 |\n", e2eRate/stagingRate)
+	fmt.Fprintf(&b, "| ridestream ÷ plain COPY ceiling | %.2f | |\n", e2eRate/copyRate)
 	fmt.Fprintf(&b, "| ridestream ÷ Python consumer | %.1f | ≥ 30 |\n", e2eRate/pyRate)
 	fmt.Fprintf(&b, "| processors ÷ Kafka Streams (rides/s) | %.2f | ≥ 1.0 |\n", procRate/ksRate)
-	fmt.Fprintf(&b, "\n| process (end to end run) | CPU-seconds per 1M rides | peak RSS |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "\n| process (median end-to-end run) | CPU-seconds per 1M rides | peak RSS |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| ridestream process (route, clock, windows) | %s | %d MiB |\n", perM(procCPU), peakProc)
 	fmt.Fprintf(&b, "| ridestream sink | %s | %d MiB |\n", perM(sinkCPU), peakSink)
 	if c.brokerPidFile != "" {
-		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(brokerAfter-brokerBefore))
+		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(brokerCPU))
 	}
 	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(pgCPU))
-	fmt.Fprintf(&b, "\nOne run on a shared machine: rates vary by 10–20%% between runs. Where the time goes, and the before/after of each change: docs/design.md, section Performance.\n")
+	fmt.Fprintf(&b, "\nA shared 2-core machine: single runs vary by 10–20%%. Where the time goes, and the before/after of each change: docs/design.md, section Performance.\n")
 	fmt.Print(b.String())
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
+}
+
+type e2eResult struct {
+	elapsed                            time.Duration
+	procCPU, sinkCPU, brokerCPU, pgCPU float64
+	peakProc, peakSink                 int
+}
+
+// runE2E runs processors and sink (pipeline and database number i) on topic
+// until every message is applied and every final row committed.
+func runE2E(ctx context.Context, c config, pg *pgserver.Server, topic string, i, messages, wantFinals int) (e2eResult, error) {
+	var r e2eResult
+	dbURL, err := createDatabase(ctx, pg.URL, fmt.Sprintf("pipeline%d", i))
+	if err != nil {
+		return r, err
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return r, err
+	}
+	defer pool.Close()
+	prefix := fmt.Sprintf("bench_e2e%d", i)
+	brokerBefore, _ := cpuOfPidFile(c.brokerPidFile)
+	pgBefore := cpuTree(pg.Pid())
+	start := time.Now()
+	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", prefix, "--log-level", "warn")
+	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--topic", topic, "--finals-topic", prefix+"-finals",
+		"--group", prefix+"-sink", "--log-level", "warn")
+	snk.Env = append(os.Environ(), "RIDESTREAM_DATABASE_URL="+dbURL)
+	if err := startAll(proc, snk); err != nil {
+		return r, err
+	}
+	defer stopAll(proc, snk)
+	if r.peakProc, r.peakSink, err = waitCommitted(ctx, pool, topic, messages, wantFinals, proc, snk); err != nil {
+		return r, err
+	}
+	r.elapsed = time.Since(start)
+	r.procCPU, r.sinkCPU = cpuTree(proc.Process.Pid), cpuTree(snk.Process.Pid)
+	brokerAfter, _ := cpuOfPidFile(c.brokerPidFile)
+	r.brokerCPU, r.pgCPU = brokerAfter-brokerBefore, cpuTree(pg.Pid())-pgBefore
+	return r, nil
+}
+
+type procResult struct {
+	elapsed time.Duration
+	cpu     float64
+}
+
+// runProcessors runs the processors alone (pipeline number i) until the
+// finals topic holds every final row.
+func runProcessors(ctx context.Context, c config, topic string, i, wantFinals int) (procResult, error) {
+	prefix := fmt.Sprintf("bench_proc%d", i)
+	start := time.Now()
+	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", prefix, "--log-level", "warn")
+	if err := startAll(proc); err != nil {
+		return procResult{}, err
+	}
+	defer stopAll(proc)
+	for {
+		n, err := topicRecords(c.brokers, prefix+"-finals")
+		if err == nil && n >= int64(wantFinals) {
+			break
+		}
+		if ctx.Err() != nil {
+			return procResult{}, ctx.Err()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return procResult{elapsed: time.Since(start), cpu: cpuTree(proc.Process.Pid)}, nil
 }
 
 // waitCommitted polls PostgreSQL until every message of topic is applied
