@@ -85,6 +85,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		copyRates, stagingRates, sinkRates = append(copyRates, ceil.CopyPerSec), append(stagingRates, ceil.IdempotentPerSec), append(sinkRates, ceil.SinkPerSec)
+		say("ceiling: plain COPY %.0f, staging path %.0f, sink path %.0f rows/s", ceil.CopyPerSec, ceil.IdempotentPerSec, ceil.SinkPerSec)
 	}
 
 	spec := window.DefaultSpec()
@@ -121,6 +122,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		e2es = append(e2es, r)
+		say("end to end, run %d: %.0f rides/s", i+1, float64(c.rides)/r.elapsed.Seconds())
 	}
 	slices.SortFunc(e2es, func(a, b e2eResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
 	e2eMed := e2es[len(e2es)/2]
@@ -136,6 +138,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		procRuns = append(procRuns, r)
+		say("processors only, run %d: %.0f rides/s", i+1, float64(c.rides)/r.elapsed.Seconds())
 	}
 	slices.SortFunc(procRuns, func(a, b procResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
 	procOnlyEl, procOnlyCPU := procRuns[len(procRuns)/2].elapsed, procRuns[len(procRuns)/2].cpu
@@ -149,6 +152,7 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("kafka streams peer: %w", err)
 		}
 		kss = append(kss, ks)
+		say("Kafka Streams peer, run %d: %.0f rides/s, %d of the model's %d trips", i+1, float64(c.rides)/ks.Seconds, ks.Trips, wantTrips)
 	}
 	slices.SortFunc(kss, func(a, b kstreamsResult) int { return cmp.Compare(a.Seconds, b.Seconds) })
 	ks := kss[len(kss)/2]
