@@ -138,11 +138,18 @@ func TestFinalsMatchModel(t *testing.T) {
 	w := workload(21)
 	p, _ := testenv.NewPipeline(t, w, 0)
 	p.Started = time.Now()
-	proc := testenv.StartProc(t, "process.log", p.ProcessArgs("proc-0")...)
+	addr := testenv.FreeAddr(t)
+	proc := testenv.StartProc(t, "process.log", append(p.ProcessArgs("proc-0"), "--http-addr", addr, "--lag-interval", "100ms")...)
+	lag := sampleMetric(addr, `ridestream_processor_consumer_lag{partition="0",stage="route",topic="`+p.Topic+`"}`)
 	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
 	el := p.WaitDone(t, 5*time.Minute, proc, snk)
 	t.Logf("end to end on %s: %d records to raw rows and %d final rows in %v = %.0f rides/s",
 		p.Env.BrokerKind, p.Total, len(p.Finals), el.Round(time.Millisecond), float64(w.Rides)/el.Seconds())
+	// The input was preloaded: route's exported lag starts at most at the
+	// partition's size and ends at zero.
+	if most, last := lag(15 * time.Second); most <= 0 || most > float64(len(p.Parts[0])) || last != 0 {
+		t.Errorf("route's consumer lag on partition 0: largest %v, last %v; want within (0, %d], then 0", most, last, len(p.Parts[0]))
+	}
 	time.Sleep(time.Second) // a late duplicate or stray final would show up now
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
@@ -174,6 +181,40 @@ func TestFinalsMatchModel(t *testing.T) {
 		t.Fatalf("replay changed the final table: checksum %s, first run %s", second, first)
 	}
 	t.Logf("reset + replay in %v: byte-identical final table (md5 %s)", el.Round(time.Millisecond), first)
+}
+
+// sampleMetric polls a /metrics sample until the returned function is
+// called; that waits up to settle for the sample to reach zero and returns
+// the largest value seen and the last.
+func sampleMetric(addr, sample string) func(settle time.Duration) (most, last float64) {
+	var most, last float64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if v, ok := testenv.Metric(addr, sample); ok {
+				most, last = max(most, v), v
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func(settle time.Duration) (float64, float64) {
+		for deadline := time.Now().Add(settle); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if v, ok := testenv.Metric(addr, sample); ok && v == 0 {
+				break
+			}
+		}
+		close(stop)
+		<-done
+		if v, ok := testenv.Metric(addr, sample); ok {
+			most, last = max(most, v), v
+		}
+		return most, last
+	}
 }
 
 // TestFinalsUnderSIGKILL runs two processor instances and kills them at

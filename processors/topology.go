@@ -76,6 +76,9 @@ type Config struct {
 	// for its batch (default 20ms).
 	BatchMax    int
 	BatchLinger time.Duration
+	// LagInterval is how often the stages' consumer lag is read from Kafka
+	// for /metrics (default 10s).
+	LagInterval time.Duration
 	// SessionTimeout of the consumer groups (default 10s).
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
@@ -102,6 +105,9 @@ func (c *Config) withDefaults() {
 	if c.BatchLinger == 0 {
 		c.BatchLinger = 20 * time.Millisecond
 	}
+	if c.LagInterval == 0 {
+		c.LagInterval = 10 * time.Second
+	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
 	}
@@ -127,6 +133,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--batch-max %d: must be within 1..10000", c.BatchMax)
 	case c.BatchLinger < 0 || c.BatchLinger > 10*time.Second:
 		return fmt.Errorf("--batch-linger %v: must be within 1ms..10s", c.BatchLinger)
+	case c.LagInterval < 0:
+		return fmt.Errorf("--lag-interval %v: must be positive", c.LagInterval)
 	case c.IdleHeartbeat < 0:
 		return fmt.Errorf("--idle-heartbeat %v: must not be negative", c.IdleHeartbeat)
 	case c.Replication < 0:

@@ -33,9 +33,10 @@ func processorFlags(fs interface {
 	horizon := fs.Duration("finality-horizon", 24*time.Hour, "a partition's first record closes windows at most this far back")
 	batchMax := fs.Int("batch-max", 1000, "input records of one partition that route sends the clock stage in one message")
 	linger := fs.Duration("batch-linger", 20*time.Millisecond, "longest a record waits for its batch (adds at most this to the finals' latency)")
+	lag := fs.Duration("lag-interval", 10*time.Second, "how often each stage's consumer lag is read from Kafka for /metrics")
 	return func() processors.Config {
 		return processors.Config{Prefix: *prefix, Shards: *shards, WindowPartitions: int32(*wparts),
-			Replication: int16(*repl), Horizon: *horizon, BatchMax: *batchMax, BatchLinger: *linger}
+			Replication: int16(*repl), Horizon: *horizon, BatchMax: *batchMax, BatchLinger: *linger, LagInterval: *lag}
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -99,35 +98,6 @@ func waitDone(t *testing.T, p *testenv.Pipeline, ps *procs, timeout time.Duratio
 	return p.WaitDone(t, timeout, ps.all...)
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// metric returns the value of one sample (name with labels, as exposed) from
-// /metrics, and whether it was there.
-func metric(addr, sample string) (float64, bool) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			var f float64
-			if _, err := fmt.Sscan(v, &f); err == nil {
-				return f, true
-			}
-		}
-	}
-	return 0, false
-}
-
 func readyz(addr string) (int, string) {
 	resp, err := http.Get("http://" + addr + "/readyz")
 	if err != nil {
@@ -199,8 +169,8 @@ func TestPostgresOutage(t *testing.T) {
 		Malformed: 0.01, Lateness: 5 * time.Minute, Heartbeats: true}
 	p, produced := testenv.NewPipeline(t, w, 2500) // about 40 s of input
 	ps := newProcs(t)
-	httpAddr, procAddr := freeAddr(t), freeAddr(t)
-	proc := ps.start("process", "process.log", append(p.ProcessArgs("proc-pg"), "--http-addr", procAddr)...)
+	httpAddr, procAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	proc := ps.start("process", "process.log", append(p.ProcessArgs("proc-pg"), "--http-addr", procAddr, "--lag-interval", "1s")...)
 	snk := ps.start("sink", "sink.log", append(p.SinkArgs(), "--http-addr", httpAddr)...)
 	p.Started = time.Now()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
@@ -223,7 +193,7 @@ func TestPostgresOutage(t *testing.T) {
 		time.Sleep(time.Second)
 		ps.sample()
 		if code, body := readyz(httpAddr); code == http.StatusServiceUnavailable && strings.Contains(body, "postgres") {
-			if v, ok := metric(httpAddr, "ridestream_sink_retrying"); ok && v == 1 {
+			if v, ok := testenv.Metric(httpAddr, "ridestream_sink_retrying"); ok && v == 1 {
 				sawNotReady = true
 			}
 		}
@@ -257,11 +227,27 @@ func TestPostgresOutage(t *testing.T) {
 		{procAddr, `ridestream_processor_outputs_total{kind="late"}`, float64(len(p.Want.Late))},
 		{procAddr, `ridestream_processor_stream_time_seconds{partition="0"}`, 1.7e9},
 	} {
-		if v, ok := metric(m.addr, m.sample); !ok || v < m.min {
+		if v, ok := testenv.Metric(m.addr, m.sample); !ok || v < m.min {
 			t.Errorf("metric %s = %v (present %v), want at least %v", m.sample, v, ok, m.min)
 		}
 	}
-	if v, ok := metric(httpAddr, "ridestream_sink_retrying"); !ok || v != 0 {
+	// Every stage's consumer lag is exported and reaches zero once all is processed.
+	for _, l := range []struct{ stage, topic string }{
+		{"route", p.Topic}, {"route", p.Prefix + "-clock-table"}, {"clock", p.Prefix + "-clock"}, {"windows", p.Prefix + "-windows"},
+	} {
+		sample := fmt.Sprintf(`ridestream_processor_consumer_lag{partition="0",stage=%q,topic=%q}`, l.stage, l.topic)
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			v, ok := testenv.Metric(procAddr, sample)
+			if ok && v == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s = %v (present %v), want 0 once everything is processed", sample, v, ok)
+				break
+			}
+		}
+	}
+	if v, ok := testenv.Metric(httpAddr, "ridestream_sink_retrying"); !ok || v != 0 {
 		t.Errorf("ridestream_sink_retrying = %v after recovery", v)
 	}
 	if !strings.Contains(snk.Tail(1<<20), `op="commit batch"`) && !strings.Contains(snk.Tail(1<<20), "retrying") {
