@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/lovoo/goka"
 
@@ -19,9 +20,10 @@ import (
 
 // Windows is a live view of the window stage.
 type Windows struct {
-	view   *goka.View
-	top    *processors.Topology
-	shards int
+	view      *goka.View
+	top       *processors.Topology
+	shards    int
+	recovered atomic.Bool
 }
 
 // NewWindows opens a view over the pipeline's window table.
@@ -37,7 +39,20 @@ func NewWindows(top *processors.Topology) (*Windows, error) {
 func (w *Windows) Run(ctx context.Context) error { return w.view.Run(ctx) }
 
 // Recovered reports whether the view has caught up with the table once.
-func (w *Windows) Recovered() bool { return w.view.Recovered() }
+// goka's own Recovered turns false again for a moment right after recovery,
+// while the view reconnects to follow the table (its partitions go through
+// "connecting"): the view still holds every value then, so it stays
+// recovered here (the page saw /api/windows answer 503 in that moment).
+func (w *Windows) Recovered() bool {
+	if w.recovered.Load() {
+		return true
+	}
+	if w.view.Recovered() {
+		w.recovered.Store(true)
+		return true
+	}
+	return false
+}
 
 // Window is one window's sums per zone, merged over its shards.
 type Window struct {
