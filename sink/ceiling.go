@@ -56,15 +56,12 @@ func MeasureCeiling(ctx context.Context, url string, rows, batch int) (Ceiling, 
 		TRUNCATE bench_copy`); err != nil {
 		return c, fmt.Errorf("create bench_copy: %w", err)
 	}
-	cols := []string{"src_partition", "src_offset", "pickup_at", "dropoff_at", "pu_location_id", "do_location_id",
-		"trip_distance", "passenger_count", "vendor_id", "fare_amount", "tip_amount", "tolls_amount",
-		"total_amount", "window_start", "is_late"}
 	start := time.Now()
 	for lo := 0; lo < len(all); lo += batch {
 		part := all[lo:min(lo+batch, len(all))]
 		vals := make([]any, 15)
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, cols,
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, rideTableColumns,
 				pgx.CopyFromSlice(len(part), func(i int) ([]any, error) { return rideValues(&part[i], vals), nil }))
 			return err
 		})

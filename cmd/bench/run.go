@@ -126,8 +126,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	slices.SortFunc(e2es, func(a, b e2eResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
 	e2eMed := e2es[len(e2es)/2]
-	e2e, procCPU, sinkCPU, pgCPU, peakProc, peakSink := e2eMed.elapsed, e2eMed.procCPU, e2eMed.sinkCPU, e2eMed.pgCPU, e2eMed.peakProc, e2eMed.peakSink
-	brokerCPU := e2eMed.brokerCPU
+	e2e := e2eMed.elapsed
 
 	// Processors alone: input to finals topic.
 	var procRuns []procResult
@@ -235,12 +234,12 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "| ridestream ÷ Python consumer | %.1f | ≥ 30 |\n", e2eRate/pyRate)
 	fmt.Fprintf(&b, "| processors ÷ Kafka Streams (rides/s) | %.2f | ≥ 1.0 |\n", procRate/ksRate)
 	fmt.Fprintf(&b, "\n| process (median end-to-end run) | CPU-seconds per 1M rides | peak RSS |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| ridestream process (route, clock, windows) | %s | %d MiB |\n", perM(procCPU), peakProc)
-	fmt.Fprintf(&b, "| ridestream sink | %s | %d MiB |\n", perM(sinkCPU), peakSink)
+	fmt.Fprintf(&b, "| ridestream process (route, clock, windows) | %s | %d MiB |\n", perM(e2eMed.procCPU), e2eMed.peakProc)
+	fmt.Fprintf(&b, "| ridestream sink | %s | %d MiB |\n", perM(e2eMed.sinkCPU), e2eMed.peakSink)
 	if c.brokerPidFile != "" {
-		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(brokerCPU))
+		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(e2eMed.brokerCPU))
 	}
-	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(pgCPU))
+	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(e2eMed.pgCPU))
 	fmt.Fprintf(&b, "\nA shared 2-core machine: single runs vary by 10–20%%. Where the time goes, and the before/after of each change: docs/design.md, section Performance.\n")
 	fmt.Print(b.String())
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
