@@ -17,9 +17,7 @@ import (
 
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"
-	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/testenv"
-	"github.com/ridestream/ridestream/internal/window"
 	"github.com/ridestream/ridestream/processors"
 	"github.com/ridestream/ridestream/views"
 )
@@ -39,7 +37,7 @@ func workload(seed uint64) generate.Config {
 // murmur2 hasher the view must find every shard key the processors wrote.
 func verifyView(t *testing.T, p *testenv.Pipeline) {
 	t.Helper()
-	top, err := processors.Setup(processors.Config{Brokers: p.Env.Brokers, InputTopic: p.Topic, Prefix: p.Prefix, Window: p.Spec, Horizon: testenv.Horizon})
+	top, err := processors.Setup(processors.Config{Brokers: p.Env.Brokers, InputTopic: p.Topic, Prefix: p.Prefix, Window: p.WindowSpec(), Horizon: testenv.Horizon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,12 +286,7 @@ func TestIdleHeartbeats(t *testing.T) {
 	if hb <= 0 {
 		t.Fatalf("no heartbeat was written into the idle partition\n%s", proc.Tail(3000))
 	}
-	p.Want = model.Run(p.Spec, p.Parts)
-	p.Finals = model.Finals(p.Spec, testenv.Horizon, p.Parts, p.Want)
-	p.Total = 0
-	for _, vs := range p.Parts {
-		p.Total += int64(len(vs))
-	}
+	p.Remodel()
 	if len(p.Finals) <= before {
 		t.Fatalf("live mode released nothing: %d final rows, %d without it", len(p.Finals), before)
 	}
@@ -383,6 +376,31 @@ func checkPageDuringRun(t *testing.T, p *testenv.Pipeline) {
 
 var barPattern = regexp.MustCompile(`<rect [^>]*data-window-start="([^"]+)" data-revenue-cents="(-?\d+)" data-trips="(\d+)" data-final="(true|false)"`)
 
+// closeTimes returns, per final window of the model, the broker timestamp of
+// the record that closed it on the last partition to close it.
+func closeTimes(t *testing.T, p *testenv.Pipeline) map[int64]time.Time {
+	msgs := p.Env.ReadMessages(t, p.Topic)
+	closedAt := map[int64]time.Time{}
+	for k := range p.Finals {
+		if _, ok := closedAt[k.WindowStart]; ok {
+			continue
+		}
+		at := p.Want.Calendar.End(k.WindowStart) + p.Rule.Lateness.Milliseconds()
+		var last time.Time
+		for part := range msgs {
+			o := p.Want.ClosingOffset(int32(part), at)
+			if o < 0 {
+				t.Fatalf("final window %s was never closed on partition %d", time.UnixMilli(k.WindowStart).UTC(), part)
+			}
+			if ts := msgs[part][o].Timestamp; ts.After(last) {
+				last = ts
+			}
+		}
+		closedAt[k.WindowStart] = last
+	}
+	return closedAt
+}
+
 // TestFinalsLatency streams input at a fixed rate and reports how long final
 // rows take to be committed after the record that closed their window was
 // produced (the last partition's closing record). It asserts correctness;
@@ -400,31 +418,7 @@ func TestFinalsLatency(t *testing.T) {
 	p.WaitDone(t, 3*time.Minute, proc, snk)
 	p.VerifyFinals(t)
 
-	msgs := p.Env.ReadMessages(t, p.Topic)
-	closedAt := map[int64]time.Time{} // window start -> when its last partition closed it
-	for _, ms := range msgs {
-		var clock window.Clock
-		first := map[int64]bool{}
-		for _, m := range ms {
-			rec, err := ride.Decode(m.Value)
-			if err != nil {
-				continue
-			}
-			before := clock
-			if p.Spec.Observe(&clock, rec.EventMs).Verdict == window.TooFarAhead {
-				continue
-			}
-			from, to := p.Spec.Closes(before, clock, testenv.Horizon)
-			for s := from; s < to; s = p.Spec.End(s) {
-				if !first[s] {
-					first[s] = true
-					if m.Timestamp.After(closedAt[s]) {
-						closedAt[s] = m.Timestamp
-					}
-				}
-			}
-		}
-	}
+	closedAt := closeTimes(t, p)
 	rows, err := p.Pool.Query(context.Background(), `SELECT window_start, min(finalized_at) FROM hourly_revenue GROUP BY 1`)
 	if err != nil {
 		t.Fatal(err)
@@ -448,4 +442,87 @@ func TestFinalsLatency(t *testing.T) {
 	t.Logf("at %d msg/s on %s: window close -> final rows committed in PostgreSQL over %d windows: p50 %v, p99 %v, max %v",
 		rate, p.Env.BrokerKind, len(lags), lags[len(lags)/2].Round(time.Millisecond),
 		lags[(len(lags)*99)/100].Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond))
+}
+
+// TestDailyNewYorkAcrossDST runs daily New York windows over four days
+// around each of the two 2025 DST changes (one input log, spring first) and
+// checks the tables against the model: one 23-hour window for 9 March, one
+// 25-hour window for 2 November, one row per (local day, zone), and no ride
+// late that the rule says is on time.
+func TestDailyNewYorkAcrossDST(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := model.Rule{Size: 24 * time.Hour, Lateness: 5 * time.Minute, MaxFutureSkew: 6000 * time.Hour, Location: ny}
+	spring := generate.Config{Seed: 61, Rides: 30_000, Partitions: 4, Hours: 96, Start: time.Date(2025, 3, 8, 5, 0, 0, 0, time.UTC),
+		OutOfOrder: 0.05, Late: 0.01, Malformed: 0.002, Lateness: rule.Lateness, Heartbeats: true}
+	fall := spring
+	fall.Seed, fall.Start = 62, time.Date(2025, 10, 31, 4, 0, 0, 0, time.UTC)
+	in := testenv.Input{Partitions: 4, Count: spring.Count() + fall.Count(), AllFinal: true,
+		Messages: func(yield func(generate.Message) bool) {
+			for m := range spring.All {
+				if !yield(m) {
+					return
+				}
+			}
+			for m := range fall.All {
+				if !yield(m) {
+					return
+				}
+			}
+		}}
+	p, _ := testenv.NewPipelineFor(t, testenv.Get(t), rule, in, 0)
+	proc := testenv.StartProc(t, "process.log", p.ProcessArgs("proc-dst")...)
+	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
+	p.Started = time.Now()
+	p.WaitDone(t, 5*time.Minute, proc, snk)
+	time.Sleep(time.Second)
+	p.VerifyFinals(t)
+	p.VerifyRawAndLate(t)
+
+	ctx := context.Background()
+	for _, c := range []struct{ day, start, end string }{
+		{"2025-03-09", "2025-03-09T05:00:00Z", "2025-03-10T04:00:00Z"},
+		{"2025-11-02", "2025-11-02T04:00:00Z", "2025-11-03T05:00:00Z"},
+	} {
+		var starts, ends []time.Time
+		rows, err := p.Pool.Query(ctx, `SELECT DISTINCT window_start, window_end FROM hourly_revenue
+			WHERE (window_start AT TIME ZONE 'America/New_York')::date = $1::date`, c.day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s, e time.Time
+			if err := rows.Scan(&s, &e); err != nil {
+				t.Fatal(err)
+			}
+			starts, ends = append(starts, s), append(ends, e)
+		}
+		if len(starts) != 1 || starts[0].Format(time.RFC3339) != c.start || ends[0].UTC().Format(time.RFC3339) != c.end {
+			t.Fatalf("%s: windows starting %v ending %v, want one [%s, %s)", c.day, starts, ends, c.start, c.end)
+		}
+		// Brute force from the input: the on-time rides picked up on that
+		// local day are exactly the day's trips.
+		want := 0
+		for _, r := range p.Want.Rides {
+			if !r.Late && time.UnixMilli(r.Ride.PickupMs).In(ny).Format("2006-01-02") == c.day {
+				want++
+			}
+		}
+		var got int
+		if err := p.Pool.QueryRow(ctx, `SELECT sum(num_trips) FROM hourly_revenue WHERE window_start = $1`, starts[0]).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want || want == 0 {
+			t.Fatalf("%s: %d trips in its window, %d on-time rides picked up that local day", c.day, got, want)
+		}
+		t.Logf("%s New York: one window [%s, %s) with %d trips", c.day, c.start, c.end, got)
+	}
+	var overlaps int
+	if err := p.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT DISTINCT window_start, window_end FROM hourly_revenue) a
+		JOIN (SELECT DISTINCT window_start, window_end FROM hourly_revenue) b
+		ON a.window_start < b.window_start AND b.window_start < a.window_end`).Scan(&overlaps); err != nil || overlaps != 0 {
+		t.Fatalf("%d overlapping windows in hourly_revenue (%v)", overlaps, err)
+	}
 }

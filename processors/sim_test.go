@@ -208,14 +208,14 @@ func TestSimulatedTopologyEqualsModel(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		spec window.Spec
+		rule model.Rule
 		w    generate.Config
 	}{
-		{"utc hourly", window.DefaultSpec(), generate.Config{Rides: 6000, Partitions: 4, Hours: 8, OutOfOrder: 0.1, Late: 0.03,
+		{"utc hourly", model.DefaultRule(), generate.Config{Rides: 6000, Partitions: 4, Hours: 8, OutOfOrder: 0.1, Late: 0.03,
 			Malformed: 0.01, Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0.5, Heartbeats: true}},
-		{"no lateness", window.Spec{Size: time.Hour, MaxFutureSkew: 24 * time.Hour}, generate.Config{Rides: 4000, Partitions: 3,
+		{"no lateness", model.Rule{Size: time.Hour, MaxFutureSkew: 24 * time.Hour}, generate.Config{Rides: 4000, Partitions: 3,
 			Hours: 6, OutOfOrder: 0.1, Late: 0.05, Lateness: 10 * time.Minute, Heartbeats: true}},
-		{"new york dst 15m", window.Spec{Size: 15 * time.Minute, Lateness: 2 * time.Minute, MaxFutureSkew: 24 * time.Hour, Location: ny},
+		{"new york dst 15m", model.Rule{Size: 15 * time.Minute, Lateness: 2 * time.Minute, MaxFutureSkew: 24 * time.Hour, Location: ny},
 			generate.Config{Rides: 5000, Partitions: 5, Hours: 5, Start: time.Date(2024, 11, 3, 4, 0, 0, 0, time.UTC),
 				OutOfOrder: 0.05, Late: 0.02, Lateness: 2 * time.Minute, IdlePartitions: 2, IdleAfter: 0.3, Heartbeats: true}},
 	}
@@ -228,8 +228,9 @@ func TestSimulatedTopologyEqualsModel(t *testing.T) {
 				for m := range w.All {
 					parts[m.Partition] = append(parts[m.Partition], m.Value)
 				}
-				top := &Topology{Config: Config{Window: c.spec, Horizon: 24 * time.Hour, Shards: 4}, Sources: w.Partitions}
-				want := model.Finals(c.spec, top.Horizon, parts, model.Run(c.spec, parts))
+				spec := window.Spec{Size: c.rule.Size, Lateness: c.rule.Lateness, MaxFutureSkew: c.rule.MaxFutureSkew, Location: c.rule.Location}
+				top := &Topology{Config: Config{Window: spec, Horizon: 24 * time.Hour, Shards: 4}, Sources: w.Partitions}
+				want := model.Finals(c.rule, parts, model.Run(c.rule, parts))
 				if len(want) == 0 {
 					t.Fatal("workload produced no final windows")
 				}
@@ -255,12 +256,12 @@ func TestSimulatedTopologyEqualsModel(t *testing.T) {
 // is not even an input), and reordering within a partition must matter.
 func TestModelDependsOnPartitionOrder(t *testing.T) {
 	w := generate.Config{Seed: 5, Rides: 3000, Partitions: 3, Hours: 4, OutOfOrder: 0.1, Late: 0.05, Lateness: 5 * time.Minute, Heartbeats: true}
-	spec := window.DefaultSpec()
+	rule := model.DefaultRule()
 	parts := make([][][]byte, w.Partitions)
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	base := model.Finals(spec, 24*time.Hour, parts, model.Run(spec, parts))
+	base := model.Finals(rule, parts, model.Run(rule, parts))
 	// Reversing one partition's order makes most of its rides late.
 	rev := make([][][]byte, len(parts))
 	copy(rev, parts)
@@ -268,7 +269,7 @@ func TestModelDependsOnPartitionOrder(t *testing.T) {
 	for i := len(parts[0]) - 1; i >= 0; i-- {
 		rev[0] = append(rev[0], parts[0][i])
 	}
-	changed := model.Finals(spec, 24*time.Hour, rev, model.Run(spec, rev))
+	changed := model.Finals(rule, rev, model.Run(rule, rev))
 	same := len(changed) == len(base)
 	for k, v := range base {
 		if changed[k] != v {

@@ -14,7 +14,6 @@ import (
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/testenv"
-	"github.com/ridestream/ridestream/internal/window"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -99,7 +98,7 @@ func TestSinkIngest(t *testing.T) {
 	if err := p.Stop(20 * time.Second); err != nil {
 		t.Errorf("graceful stop: %v\n%s", err, p.Tail(2000))
 	}
-	verify(t, pool, window.DefaultSpec(), expected(w))
+	verify(t, pool, model.DefaultRule(), expected(w))
 }
 
 // TestSinkExactlyOnceUnderSIGKILL kills the sink at random moments while the
@@ -142,7 +141,7 @@ func TestSinkExactlyOnceUnderSIGKILL(t *testing.T) {
 	if err := p.Stop(20 * time.Second); err != nil {
 		t.Errorf("graceful stop: %v", err)
 	}
-	verify(t, pool, window.DefaultSpec(), expected(w))
+	verify(t, pool, model.DefaultRule(), expected(w))
 }
 
 func closed(ch chan struct{}) bool {
@@ -165,10 +164,10 @@ func connect(t *testing.T, url string) *pgxpool.Pool {
 }
 
 // verify compares every table with the reference model, row by row.
-func verify(t *testing.T, pool *pgxpool.Pool, spec window.Spec, parts [][][]byte) {
+func verify(t *testing.T, pool *pgxpool.Pool, rule model.Rule, parts [][][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	want := model.Run(spec, parts)
+	want := model.Run(rule, parts)
 
 	type rideRow struct {
 		P           int32

@@ -65,7 +65,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	wantFinals := len(model.Finals(spec, 24*time.Hour, parts, model.Run(spec, parts)))
+	wantFinals := len(model.Finals(model.DefaultRule(), parts, model.Run(model.DefaultRule(), parts)))
 	parts = nil
 	runtime.GC() // the model's gigabyte is garbage: collect it now, not while measuring
 	dbURL, err := createDatabase(ctx, adminURL, "latency")

@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string) error {
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	modelFinals := model.Finals(spec, 24*time.Hour, parts, model.Run(spec, parts))
+	modelFinals := model.Finals(model.DefaultRule(), parts, model.Run(model.DefaultRule(), parts))
 	wantFinals := len(modelFinals)
 	var wantTrips int64
 	for _, f := range modelFinals {

@@ -85,8 +85,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
+	rule := model.Rule{Size: ws.Size, Lateness: ws.Lateness, MaxFutureSkew: ws.MaxFutureSkew, Location: ws.Location}
+	want := model.Finals(rule, parts, model.Run(rule, parts))
 	horizon := 24 * time.Hour
-	want := model.Finals(ws, horizon, parts, model.Run(ws, parts))
 
 	say("running the goka processors (route, clock, windows) and the sink until every ride and every final window is in PostgreSQL")
 	start := time.Now()

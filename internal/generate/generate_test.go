@@ -8,7 +8,6 @@ import (
 
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/ride"
-	"github.com/ridestream/ridestream/internal/window"
 )
 
 func TestWorkloadIsSeededAndCounted(t *testing.T) {
@@ -57,7 +56,7 @@ func TestWorkloadIsSeededAndCounted(t *testing.T) {
 	if rides != 5000 || bad != 50 || hb != 4 || idleAfterHalf != 0 {
 		t.Fatalf("rides %d malformed %d heartbeats %d rides on the idle partition after it went idle %d", rides, bad, hb, idleAfterHalf)
 	}
-	res := model.Run(window.DefaultSpec(), parts)
+	res := model.Run(model.DefaultRule(), parts)
 	for _, k := range malformed {
 		if _, ok := res.Rejected[k]; !ok {
 			t.Errorf("malformed message p%d@%d is not rejected: %.80q", k.Partition, k.Offset, parts[k.Partition][k.Offset])

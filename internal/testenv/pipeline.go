@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"iter"
 	"strings"
 	"testing"
 	"time"
@@ -29,10 +30,26 @@ type Pipeline struct {
 	Want   model.Result
 	Finals map[model.FinalKey]model.FinalRow
 	Total  int64
-	Spec   window.Spec
-	// AllFinal: the workload ends with heartbeats, so every window must be final.
+	// Rule is the window rule the processes run with and the model applies.
+	Rule model.Rule
+	// AllFinal: the input ends with heartbeats, so every window must be final.
 	AllFinal bool
 	Started  time.Time
+}
+
+// Input is what a test produces into its topic.
+type Input struct {
+	Partitions int32
+	Messages   iter.Seq[generate.Message]
+	// Count is how many messages Messages yields.
+	Count int
+	// AllFinal: the input ends with heartbeats that release every window.
+	AllFinal bool
+}
+
+// WorkloadInput is the input of a generated workload.
+func WorkloadInput(w generate.Config) Input {
+	return Input{Partitions: w.Partitions, Messages: w.All, Count: w.Count(), AllFinal: w.Heartbeats}
 }
 
 // NewPipeline makes a topic, a database and the model's answer, and produces
@@ -43,8 +60,13 @@ func NewPipeline(t *testing.T, w generate.Config, rate float64) (p *Pipeline, pr
 
 // NewPipelineOn is NewPipeline on the given servers.
 func NewPipelineOn(t *testing.T, env *Env, w generate.Config, rate float64) (p *Pipeline, produced chan struct{}) {
-	p = &Pipeline{Env: env, Spec: window.DefaultSpec(), Total: int64(w.Count()), AllFinal: w.Heartbeats}
-	p.Topic = env.NewTopic(t, w.Partitions)
+	return NewPipelineFor(t, env, model.DefaultRule(), WorkloadInput(w), rate)
+}
+
+// NewPipelineFor is NewPipeline for any input and window rule.
+func NewPipelineFor(t *testing.T, env *Env, rule model.Rule, in Input, rate float64) (p *Pipeline, produced chan struct{}) {
+	p = &Pipeline{Env: env, Rule: rule, Total: int64(in.Count), AllFinal: in.AllFinal}
+	p.Topic = env.NewTopic(t, in.Partitions)
 	p.Prefix = strings.ReplaceAll(p.Topic, "rides_", "rs_")
 	p.DBURL = env.NewDatabase(t)
 	pool, err := pgxpool.New(context.Background(), p.DBURL)
@@ -53,19 +75,18 @@ func NewPipelineOn(t *testing.T, env *Env, w generate.Config, rate float64) (p *
 	}
 	t.Cleanup(pool.Close)
 	p.Pool = pool
-	p.Parts = make([][][]byte, w.Partitions)
-	for m := range w.All {
+	p.Parts = make([][][]byte, in.Partitions)
+	for m := range in.Messages {
 		p.Parts[m.Partition] = append(p.Parts[m.Partition], m.Value)
 	}
-	p.Want = model.Run(p.Spec, p.Parts)
-	p.Finals = model.Finals(p.Spec, Horizon, p.Parts, p.Want)
+	p.Remodel()
 	produced = make(chan struct{})
 	go func() {
 		defer close(produced)
-		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.Topic, Rate: rate, Total: w.Count(),
-			MaxMessageBytes: MaxInputBytes}, w.All)
-		if err != nil || n != w.Count() {
-			t.Errorf("produced %d of %d: %v", n, w.Count(), err)
+		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.Topic, Rate: rate, Total: in.Count,
+			MaxMessageBytes: MaxInputBytes}, in.Messages)
+		if err != nil || n != in.Count {
+			t.Errorf("produced %d of %d: %v", n, in.Count, err)
 		}
 	}()
 	if rate == 0 {
@@ -74,14 +95,44 @@ func NewPipelineOn(t *testing.T, env *Env, w generate.Config, rate float64) (p *
 	return p, produced
 }
 
-func (p *Pipeline) ProcessArgs(instance string) []string {
-	return []string{"process", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--prefix", p.Prefix,
-		"--instance-id", instance, "--session-timeout", "6s", "--finality-horizon", Horizon.String()}
+// Remodel recomputes the model's answer and the record count from p.Parts
+// (after a test changed them, e.g. by reading back heartbeats the pipeline
+// wrote itself).
+func (p *Pipeline) Remodel() {
+	p.Want = model.Run(p.Rule, p.Parts)
+	p.Finals = model.Finals(p.Rule, p.Parts, p.Want)
+	p.Total = 0
+	for _, vs := range p.Parts {
+		p.Total += int64(len(vs))
+	}
 }
 
+// WindowSpec is p.Rule as the processors' configuration, for tests that
+// start processors in-process.
+func (p *Pipeline) WindowSpec() window.Spec {
+	return window.Spec{Size: p.Rule.Size, Lateness: p.Rule.Lateness, MaxFutureSkew: p.Rule.MaxFutureSkew, Location: p.Rule.Location}
+}
+
+// RuleArgs are the command-line flags of p.Rule.
+func (p *Pipeline) RuleArgs() []string {
+	tz := "UTC"
+	if p.Rule.Location != nil {
+		tz = p.Rule.Location.String()
+	}
+	return []string{"--window", p.Rule.Size.String(), "--allowed-lateness", p.Rule.Lateness.String(),
+		"--max-future-skew", p.Rule.MaxFutureSkew.String(), "--time-zone", tz}
+}
+
+// ProcessArgs runs the processors of p as instance.
+func (p *Pipeline) ProcessArgs(instance string) []string {
+	return append([]string{"process", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--prefix", p.Prefix,
+		"--instance-id", instance, "--session-timeout", "6s", "--finality-horizon", Horizon.String()}, p.RuleArgs()...)
+}
+
+// SinkArgs runs the sink of p.
 func (p *Pipeline) SinkArgs() []string {
-	return []string{"sink", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--finals-topic", p.Prefix + "-finals",
-		"--group", p.Prefix + "-sink", "--database-url", p.DBURL, "--instance-id", "sink-0", "--session-timeout", "6s"}
+	return append([]string{"sink", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--finals-topic", p.Prefix + "-finals",
+		"--group", p.Prefix + "-sink", "--database-url", p.DBURL, "--instance-id", "sink-0", "--session-timeout", "6s"}, p.RuleArgs()...)
 }
 
 // Counts returns records applied from the input and final rows stored.

@@ -8,6 +8,7 @@ package window
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -45,49 +46,105 @@ func (s Spec) Validate() error {
 	return nil
 }
 
-// Start returns the start of the window holding event time t.
+// Start returns the start of the window holding event time t: the latest
+// window boundary at or before t.
+//
+// In UTC the boundaries are the multiples of Size since the epoch. With a
+// Location they are the instants at which the local wall clock shows local
+// midnight + k × Size (Size divides 24h): a wall time shown twice (the
+// repeated hour when clocks go back) is a boundary at each occurrence, and a
+// wall time that is skipped (when clocks go forward) is a boundary at the
+// instant the clock jumps over it. So windows are contiguous and never
+// overlap; a daily window on a DST day is 23 or 25 hours long. See
+// docs/contract.md, "Windows".
 func (s Spec) Start(t int64) int64 {
 	size := s.Size.Milliseconds()
-	if s.Location == nil || s.Location == time.UTC {
+	if s.utc() {
 		return floorDiv(t, size) * size
 	}
-	off := s.offsetMs(t)
-	local := t + off
-	return floorDiv(local, size)*size - off
+	for {
+		off, zoneStart, _ := s.zone(t)
+		// The latest instant at or before t whose wall time is a multiple of
+		// the size, if the offset did not change in between.
+		c := floorDiv(t+off, size)*size - off
+		if zoneStart == noBound || c >= zoneStart {
+			return c
+		}
+		// No wall-clock boundary in [zoneStart, t]. The jump at zoneStart is
+		// a boundary itself when the clock skipped a multiple of the size.
+		if s.skipsBoundary(zoneStart) {
+			return zoneStart
+		}
+		t = zoneStart - 1
+	}
 }
 
-// End returns the end (exclusive) of the window that starts at start.
+// End returns the end (exclusive) of the window that starts at start: the
+// first window boundary after it.
 func (s Spec) End(start int64) int64 {
 	size := s.Size.Milliseconds()
-	if s.Location == nil || s.Location == time.UTC {
+	if s.utc() {
 		return start + size
 	}
-	end := start + size
-	offStart := s.offsetMs(start)
-	if s.offsetMs(end) == offStart {
-		return end
-	}
-	// The UTC offset changes inside the window (a DST day has 23 or 25 hourly
-	// windows): find the first instant T with the new offset.
-	lo, hi := start, end
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		if s.offsetMs(mid) == offStart {
-			lo = mid
-		} else {
-			hi = mid
+	u := start
+	for {
+		off, _, zoneEnd := s.zone(u)
+		c := (floorDiv(u+off, size)+1)*size - off
+		if zoneEnd == noBound || c < zoneEnd {
+			return c
 		}
+		// The offset changes at zoneEnd before the next multiple: zoneEnd is
+		// a boundary when its new wall time is a multiple, or when the jump
+		// skips one.
+		offAfter, _, _ := s.zone(zoneEnd)
+		if mod(zoneEnd+offAfter, size) == 0 || s.skipsBoundary(zoneEnd) {
+			return zoneEnd
+		}
+		u = zoneEnd
 	}
-	if s.Start(hi) != start {
-		return hi // the wall clock jumped onto (or back to) a boundary
-	}
-	off := s.offsetMs(hi)
-	return (floorDiv(hi+off, size)+1)*size - off
 }
 
-func (s Spec) offsetMs(t int64) int64 {
-	_, off := time.UnixMilli(t).In(s.Location).Zone()
-	return int64(off) * 1000
+func (s Spec) utc() bool { return s.Location == nil || s.Location == time.UTC }
+
+// noBound marks a zone that starts at the beginning of time or never ends.
+const noBound = math.MinInt64
+
+// zone returns the UTC offset in effect at t (ms) and the instants at which
+// that offset took effect and is next replaced (noBound when there is none).
+func (s Spec) zone(t int64) (off, start, end int64) {
+	lt := time.UnixMilli(t).In(s.Location)
+	_, o := lt.Zone()
+	zs, ze := lt.ZoneBounds()
+	start, end = noBound, noBound
+	if !zs.IsZero() {
+		start = zs.UnixMilli()
+	}
+	if !ze.IsZero() {
+		end = ze.UnixMilli()
+	}
+	return int64(o) * 1000, start, end
+}
+
+// skipsBoundary reports whether the clock jumps forward at instant T over a
+// wall time that is a multiple of the size: the wall times in
+// [T + offset before, T + offset after) are never shown.
+func (s Spec) skipsBoundary(T int64) bool {
+	before, _, _ := s.zone(T - 1)
+	after, _, _ := s.zone(T)
+	if after <= before {
+		return false
+	}
+	size := s.Size.Milliseconds()
+	first := T + before + mod(-(T+before), size) // first multiple ≥ T+before
+	return first < T+after
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
 }
 
 func floorDiv(a, b int64) int64 {

@@ -1,8 +1,13 @@
 package window
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/model"
 )
 
 func ms(s string) int64 {
@@ -113,5 +118,196 @@ func TestValidateNamesFlag(t *testing.T) {
 	s.Lateness = -time.Second
 	if err := s.Validate(); err == nil || err.Error()[:18] != "--allowed-lateness" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// transitions returns every instant in [from, to) at which loc's UTC offset
+// or zone changes.
+func transitions(loc *time.Location, from, to time.Time) []time.Time {
+	var out []time.Time
+	for t := from; t.Before(to); {
+		_, end := t.In(loc).ZoneBounds()
+		if end.IsZero() || !end.Before(to) {
+			break
+		}
+		out = append(out, end)
+		t = end
+	}
+	return out
+}
+
+// TestWindowPropertiesNearTransitions checks, for several zones and sizes, at
+// random instants within a few days of every DST transition of 2024–2026:
+// start ≤ t < end; the next window starts exactly at the end; windows never
+// overlap; and the daily window is [local midnight, next local midnight).
+func TestWindowPropertiesNearTransitions(t *testing.T) {
+	zones := []string{"America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "America/St_Johns", "UTC"}
+	sizes := []time.Duration{15 * time.Minute, time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+	rng := rand.New(rand.NewPCG(10, 10))
+	for _, zone := range zones {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, to := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		near := transitions(loc, from, to)
+		if zone == "Asia/Kolkata" || zone == "UTC" {
+			if len(near) != 0 {
+				t.Fatalf("%s: %d transitions in 2024–2026, expected none", zone, len(near))
+			}
+			near = []time.Time{time.Date(2025, 3, 30, 1, 0, 0, 0, time.UTC), time.Date(2025, 11, 2, 6, 0, 0, 0, time.UTC)}
+		} else if len(near) < 6 {
+			t.Fatalf("%s: only %d transitions in 2024–2026", zone, len(near))
+		}
+		for _, size := range sizes {
+			t.Run(fmt.Sprintf("%s %v", zone, size), func(t *testing.T) {
+				s := Spec{Size: size, Lateness: 5 * time.Minute, MaxFutureSkew: 24 * time.Hour, Location: loc}
+				if zone == "UTC" {
+					s.Location = nil
+				}
+				if err := s.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				for _, tr := range near {
+					for range 400 {
+						at := tr.UnixMilli() + rng.Int64N(4*86_400_000) - 2*86_400_000
+						start := s.Start(at)
+						end := s.End(start)
+						if !(start <= at && at < end) {
+							t.Fatalf("t=%s: window [%s, %s) does not hold it", utc(at), utc(start), utc(end))
+						}
+						if got := s.Start(end); got != end {
+							t.Fatalf("window [%s, %s): the next window starts at %s, not at its end", utc(start), utc(end), utc(got))
+						}
+						if start > 0 && s.End(s.Start(start-1)) != start {
+							t.Fatalf("window [%s, %s): the window before it ends at %s", utc(start), utc(end), utc(s.End(s.Start(start-1))))
+						}
+						// No boundary inside: every instant of the window maps to it.
+						for _, probe := range []int64{start, start + (end-start)/3, start + (end-start)/2, end - 1} {
+							if s.Start(probe) != start {
+								t.Fatalf("t=%s inside [%s, %s) maps to window %s", utc(probe), utc(start), utc(end), utc(s.Start(probe)))
+							}
+						}
+						if size == 24*time.Hour {
+							lt := time.UnixMilli(at).In(loc)
+							mid := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, loc)
+							next := time.Date(lt.Year(), lt.Month(), lt.Day()+1, 0, 0, 0, 0, loc)
+							if start != mid.UnixMilli() || end != next.UnixMilli() {
+								t.Fatalf("t=%s (%s local): daily window [%s, %s), want [%s, %s)", utc(at), lt, utc(start), utc(end), mid.UTC(), next.UTC())
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func utc(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05Z") }
+
+// TestNewYork2025TransitionDays: the boundaries of the two 2025 New York DST
+// days, computed by hand from the rule.
+func TestNewYork2025TransitionDays(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		size     time.Duration
+		from, to string
+		want     []string // window starts in [from, to), then the last window's end
+	}{
+		// 9 March: 02:00 EST does not exist; clocks jump to 03:00 EDT at 07:00Z.
+		{"spring daily", 24 * time.Hour, "2025-03-09T05:00:00Z", "2025-03-10T04:00:00Z",
+			[]string{"2025-03-09T05:00:00Z", "2025-03-10T04:00:00Z"}},
+		{"spring 2h", 2 * time.Hour, "2025-03-09T05:00:00Z", "2025-03-09T12:00:00Z",
+			[]string{"2025-03-09T05:00:00Z", "2025-03-09T07:00:00Z", "2025-03-09T08:00:00Z", "2025-03-09T10:00:00Z", "2025-03-09T12:00:00Z"}},
+		{"spring 3h", 3 * time.Hour, "2025-03-09T05:00:00Z", "2025-03-09T13:00:00Z",
+			[]string{"2025-03-09T05:00:00Z", "2025-03-09T07:00:00Z", "2025-03-09T10:00:00Z", "2025-03-09T13:00:00Z"}},
+		{"spring hourly", time.Hour, "2025-03-09T05:00:00Z", "2025-03-09T09:00:00Z",
+			[]string{"2025-03-09T05:00:00Z", "2025-03-09T06:00:00Z", "2025-03-09T07:00:00Z", "2025-03-09T08:00:00Z", "2025-03-09T09:00:00Z"}},
+		// 2 November: 01:00–02:00 is shown twice; clocks go back at 06:00Z.
+		{"fall daily", 24 * time.Hour, "2025-11-02T04:00:00Z", "2025-11-03T05:00:00Z",
+			[]string{"2025-11-02T04:00:00Z", "2025-11-03T05:00:00Z"}},
+		{"fall 2h", 2 * time.Hour, "2025-11-02T04:00:00Z", "2025-11-02T11:00:00Z",
+			[]string{"2025-11-02T04:00:00Z", "2025-11-02T07:00:00Z", "2025-11-02T09:00:00Z", "2025-11-02T11:00:00Z"}},
+		{"fall hourly", time.Hour, "2025-11-02T04:00:00Z", "2025-11-02T08:00:00Z",
+			[]string{"2025-11-02T04:00:00Z", "2025-11-02T05:00:00Z", "2025-11-02T06:00:00Z", "2025-11-02T07:00:00Z", "2025-11-02T08:00:00Z"}},
+		{"fall 6h", 6 * time.Hour, "2025-11-02T04:00:00Z", "2025-11-03T05:00:00Z",
+			[]string{"2025-11-02T04:00:00Z", "2025-11-02T11:00:00Z", "2025-11-02T17:00:00Z", "2025-11-02T23:00:00Z", "2025-11-03T05:00:00Z"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := Spec{Size: c.size, Lateness: 5 * time.Minute, MaxFutureSkew: 24 * time.Hour, Location: ny}
+			var got []string
+			for x := ms(c.from); x < ms(c.to); x = s.End(s.Start(x)) {
+				got = append(got, utc(s.Start(x)))
+				if len(got) > 100 {
+					t.Fatal("no progress")
+				}
+			}
+			got = append(got, utc(s.End(s.Start(ms(c.to)-1))))
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("boundaries %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestLordHoweHalfHourShift: on 6 April 2025 Lord Howe's clocks go back from
+// 02:00 (+11) to 01:30 (+10:30) at 15:00Z; hourly windows then hold 90
+// minutes, and half-hour windows see 01:30 twice.
+func TestLordHoweHalfHourShift(t *testing.T) {
+	lh, err := time.LoadLocation("Australia/Lord_Howe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Spec{Size: time.Hour, MaxFutureSkew: time.Hour, Location: lh}
+	if st, end := s.Start(ms("2025-04-05T15:10:00Z")), s.End(s.Start(ms("2025-04-05T15:10:00Z"))); st != ms("2025-04-05T14:00:00Z") || end != ms("2025-04-05T15:30:00Z") {
+		t.Fatalf("hourly window [%s, %s), want [14:00Z, 15:30Z)", utc(st), utc(end))
+	}
+	s.Size = 30 * time.Minute
+	for _, c := range []struct{ at, start, end string }{
+		{"2025-04-05T14:40:00Z", "2025-04-05T14:30:00Z", "2025-04-05T15:00:00Z"},
+		{"2025-04-05T15:10:00Z", "2025-04-05T15:00:00Z", "2025-04-05T15:30:00Z"},
+	} {
+		if st, end := s.Start(ms(c.at)), s.End(s.Start(ms(c.at))); st != ms(c.start) || end != ms(c.end) {
+			t.Fatalf("t=%s: window [%s, %s), want [%s, %s)", c.at, utc(st), utc(end), c.start, c.end)
+		}
+	}
+}
+
+// TestRuleEqualsModel compares Start and End with the reference model's
+// calendar, which finds boundaries by walking the wall clock and shares no
+// code with this package, at random instants near every 2024–2026
+// transition of several zones.
+func TestRuleEqualsModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 11))
+	for _, zone := range []string{"America/New_York", "Europe/London", "Australia/Lord_Howe", "America/St_Johns",
+		"Asia/Kolkata", "America/Santiago", "Asia/Kathmandu", "Pacific/Chatham", "UTC"} {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		near := transitions(loc, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
+		near = append(near, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))
+		for _, size := range []time.Duration{15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 3 * time.Hour, 4 * time.Hour, 8 * time.Hour, 24 * time.Hour} {
+			s := Spec{Size: size, Location: loc}
+			rule := model.Rule{Size: size, Location: loc}
+			if zone == "UTC" {
+				s.Location, rule.Location = nil, nil
+			}
+			cal := model.NewCalendar(rule)
+			for _, tr := range near {
+				for range 200 {
+					at := tr.UnixMilli() + rng.Int64N(3*86_400_000) - 86_400_000
+					ms, me := cal.Window(at)
+					if st := s.Start(at); st != ms || s.End(st) != me {
+						t.Fatalf("%s %v t=%s: rule [%s, %s), model [%s, %s)", zone, size, utc(at), utc(st), utc(s.End(st)), utc(ms), utc(me))
+					}
+				}
+			}
+		}
 	}
 }
