@@ -18,19 +18,40 @@ func HeartbeatValue(ms int64) []byte {
 
 // WriteHeartbeats writes one heartbeat at ms into each partition of topic.
 func WriteHeartbeats(brokers []string, topic string, partitions []int32, ms int64) (int, error) {
+	w, err := newHeartbeatWriter(brokers)
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	if err := w.Write(topic, partitions, ms); err != nil {
+		return 0, err
+	}
+	return len(partitions), nil
+}
+
+// heartbeatWriter writes heartbeats into chosen partitions.
+type heartbeatWriter struct{ p sarama.SyncProducer }
+
+func newHeartbeatWriter(brokers []string) (*heartbeatWriter, error) {
 	cfg := kafka.NewConfig("ridestream-heartbeat")
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	p, err := sarama.NewSyncProducer(brokers, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("connect producer to %v: %w", brokers, err)
+		return nil, fmt.Errorf("connect producer to %v: %w", brokers, err)
 	}
-	defer p.Close()
+	return &heartbeatWriter{p: p}, nil
+}
+
+// Write writes one heartbeat at ms into each of partitions.
+func (w *heartbeatWriter) Write(topic string, partitions []int32, ms int64) error {
 	msgs := make([]*sarama.ProducerMessage, len(partitions))
 	for i, part := range partitions {
 		msgs[i] = &sarama.ProducerMessage{Topic: topic, Partition: part, Value: sarama.ByteEncoder(HeartbeatValue(ms))}
 	}
-	if err := p.SendMessages(msgs); err != nil {
-		return 0, fmt.Errorf("write heartbeats to %s: %w", topic, err)
+	if err := w.p.SendMessages(msgs); err != nil {
+		return fmt.Errorf("write heartbeats to %s: %w", topic, err)
 	}
-	return len(msgs), nil
+	return nil
 }
+
+func (w *heartbeatWriter) Close() { _ = w.p.Close() }

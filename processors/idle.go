@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+
+	"github.com/ridestream/ridestream/internal/window"
 )
 
 // ownership tracks the clock-stage partitions this instance processes, so
@@ -31,11 +33,21 @@ func (o *ownership) has(p int32) bool {
 	return o.owned[p]
 }
 
-// runIdleHeartbeats is live mode (SPEC §3): when an input partition's stream
-// time has not moved for idle (wall clock) while every other partition is
-// ahead of it, it writes a heartbeat into that partition at the lowest stream
-// time among the others. The decision lands in the input log, so a replay
-// reproduces it; no window ever closes on the wall clock alone.
+// runIdleHeartbeats is live mode (docs/contract.md, "Heartbeats"). An input
+// partition whose stream time has not moved for idle (wall clock) while it
+// holds back a window that has state (its clock has a pending subscription)
+// gets a heartbeat:
+//
+//   - at the lowest stream time of the partitions that are still moving,
+//     when there are such: an idle or empty partition follows the others
+//     however far they run ahead (a backfill);
+//   - when every partition is quiet (a bounded input that ended, a lull, a
+//     one-partition topic): at the end of its last pending window plus the
+//     allowed lateness, but never past the wall clock, so that a live stream
+//     in a lull closes only the windows whose time has passed.
+//
+// The decision lands in the input log, so a replay reproduces it; no window
+// ever closes on the wall clock alone.
 func (t *Topology) runIdleHeartbeats(ctx context.Context, idle time.Duration) error {
 	view, err := goka.NewView(t.Brokers, goka.Table(t.ClockTable), ClockStateCodec{}, ViewOptions(t.Prefix+"-idle")...)
 	if err != nil {
@@ -46,15 +58,16 @@ func (t *Topology) runIdleHeartbeats(ctx context.Context, idle time.Duration) er
 	viewErr := make(chan error, 1)
 	go func() { viewErr <- view.Run(ctx) }()
 
-	type seen struct {
-		st      int64
-		valid   bool
-		movedAt time.Time
-	}
-	last := make([]seen, t.Sources)
+	var hb *heartbeatWriter
+	defer func() {
+		if hb != nil {
+			hb.Close()
+		}
+	}()
+	clocks := make([]IdleClock, t.Sources)
 	now := time.Now()
-	for p := range last {
-		last[p].movedAt = now
+	for p := range clocks {
+		clocks[p].MovedAt = now
 	}
 	tick := time.NewTicker(max(idle/4, 50*time.Millisecond))
 	defer tick.Stop()
@@ -71,44 +84,80 @@ func (t *Topology) runIdleHeartbeats(ctx context.Context, idle time.Duration) er
 			continue
 		}
 		now := time.Now()
-		for p := range last {
+		for p := range clocks {
 			v, err := view.Get(t.ClockKeys[p])
 			if err != nil {
 				return fmt.Errorf("clock view: %w", err)
 			}
-			if st, ok := v.(*ClockState); ok && st != nil && (!last[p].valid || st.ST != last[p].st) {
-				last[p] = seen{st: st.ST, valid: st.Valid, movedAt: now}
+			if st, ok := v.(*ClockState); ok && st != nil {
+				clocks[p].See(st, now)
 			}
 		}
-		for p := range last {
-			if !t.owned.has(int32(p)) || now.Sub(last[p].movedAt) < idle {
+		for p := range clocks {
+			if !t.owned.has(int32(p)) {
 				continue
 			}
-			var lowest int64
-			others := 0
-			for q := range last {
-				if q == p {
+			at, ok := IdleHeartbeat(t.Window, clocks, p, now, idle)
+			if !ok {
+				continue
+			}
+			if hb == nil {
+				if hb, err = newHeartbeatWriter(t.Brokers); err != nil {
+					log.Warn("idle heartbeat failed", "partition", p, "err", err)
 					continue
 				}
-				if !last[q].valid {
-					others = -1 // a partition with no records yet: nothing to follow
-					break
-				}
-				if others == 0 || last[q].st < lowest {
-					lowest = last[q].st
-				}
-				others++
 			}
-			if others <= 0 || (last[p].valid && lowest <= last[p].st) {
-				continue
-			}
-			if _, err := WriteHeartbeats(t.Brokers, t.Input, []int32{int32(p)}, lowest); err != nil {
+			if err := hb.Write(t.Input, []int32{int32(p)}, at); err != nil {
 				log.Warn("idle heartbeat failed", "partition", p, "err", err)
 				continue
 			}
-			log.Info("partition idle, heartbeat written", "partition", p, "idle_for", now.Sub(last[p].movedAt).Round(time.Second),
-				"heartbeat", msTime(lowest))
-			last[p].movedAt = now
+			log.Info("partition idle, heartbeat written", "partition", p, "idle_for", now.Sub(clocks[p].MovedAt).Round(time.Second),
+				"heartbeat", msTime(at))
+			clocks[p].MovedAt = now
 		}
 	}
+}
+
+// IdleClock is what live mode knows of one input partition.
+type IdleClock struct {
+	ST      int64
+	Valid   bool
+	Pending []int64 // subscribed windows the partition has not closed
+	MovedAt time.Time
+}
+
+// See updates c from the partition's clock state seen at now.
+func (c *IdleClock) See(st *ClockState, now time.Time) {
+	if st.Valid && (!c.Valid || st.ST != c.ST) {
+		c.MovedAt = now
+	}
+	c.ST, c.Valid, c.Pending = st.ST, st.Valid, st.Pending
+}
+
+// IdleHeartbeat decides live mode for partition p at wall time now: whether
+// to write a heartbeat into it, and at which event time.
+func IdleHeartbeat(spec window.Spec, clocks []IdleClock, p int, now time.Time, idle time.Duration) (int64, bool) {
+	c := clocks[p]
+	if len(c.Pending) == 0 || now.Sub(c.MovedAt) < idle {
+		return 0, false // holds nothing back, or not idle
+	}
+	var at int64
+	moving := false
+	for q, o := range clocks {
+		if q == p || !o.Valid || now.Sub(o.MovedAt) >= idle {
+			continue
+		}
+		if !moving || o.ST < at {
+			at = o.ST
+		}
+		moving = true
+	}
+	if !moving {
+		last := c.Pending[len(c.Pending)-1]
+		at = min(spec.End(last)+spec.Lateness.Milliseconds(), now.UnixMilli())
+	}
+	if c.Valid && at <= c.ST {
+		return 0, false
+	}
+	return at, true
 }

@@ -9,9 +9,10 @@ import (
 // Binary messages of the internal topics. Each starts with a version byte;
 // integers are varints. Version 3 batches: one clock message carries many
 // input records and one window message many rides, so the changelogs are
-// written per batch, not per ride.
+// written per batch, not per ride. Version 4: window keys subscribe to the
+// sources' clocks, and a clock closes exactly the windows that subscribed.
 
-const wireVersion = 3
+const wireVersion = 4
 
 var errShort = errors.New("truncated message")
 
@@ -34,6 +35,17 @@ type ClockIn struct {
 	Heartbeat bool
 	EventMs   int64
 	Ride      Amounts
+}
+
+// Subscribe is what a window key sends every source partition's clock key
+// when it is created: "tell me when you close my window". The clock answers
+// at once when it closed the window already, and otherwise keeps the window
+// in ClockState.Pending until its stream time passes the window's end + L.
+// Either way its close marker goes to every shard key of the window. So a
+// partition's first record closes every earlier window that has state,
+// however far back, and the work is bounded by the windows that exist.
+type Subscribe struct {
+	WindowStart int64
 }
 
 // ClockBatch is what route sends the clock stage, keyed by the source
@@ -59,6 +71,7 @@ const (
 	OutLate                   // a ride that missed WindowStart
 	OutHeartbeat              // a heartbeat
 	OutRejected               // too far ahead of the stream time
+	OutClose                  // no record: a subscription of a window this source had closed already
 )
 
 // ClockOut is what one input record produced at the clock.
@@ -69,8 +82,9 @@ type ClockOut struct {
 	Ride        Amounts
 	WindowStart int64
 	STBefore    int64
-	// Windows with start in [CloseFrom, CloseTo) closed at this record.
-	CloseFrom, CloseTo int64
+	// Closes are the starts of the subscribed windows this output closes;
+	// their close markers go to every shard key.
+	Closes []int64
 }
 
 // ClockState is the clock stage's value per source partition. Its changelog
@@ -80,11 +94,21 @@ type ClockOut struct {
 type ClockState struct {
 	Src        int32
 	LastOffset int64 // -1: nothing applied
-	// PrevOffset is LastOffset before the last batch: route checks the chain
-	// to detect a lost changelog write.
-	PrevOffset int64
-	ST         int64
-	Valid      bool
+	// Seq numbers the clock's writes (its changelog records) per source:
+	// route detects a lost changelog write by a gap.
+	Seq   int64
+	ST    int64
+	Valid bool
+	// Pending are the starts of the windows that subscribed and are not
+	// closed for this source yet, ascending.
+	Pending []int64
+	// Recent are the starts of the last MaxRecent windows this source closed
+	// (from Pending, or answering a subscription), ascending: a later
+	// subscription of one of them, from another shard key of the window,
+	// needs no answer, because the close markers went to every shard key.
+	// Forgetting one only costs repeated markers, which the window stage
+	// ignores.
+	Recent []int64
 	// Outs of the records applied last, in offset order.
 	Outs []ClockOut
 }
@@ -118,6 +142,11 @@ type WindowState struct {
 	Final                  bool
 	FinalSrc               int32
 	FinalOffset            int64
+	// CreatedSrc and CreatedOffset name the message that created the key:
+	// when it is redelivered, the key's subscriptions (which may have been
+	// lost with the crash) are sent again.
+	CreatedSrc    int32
+	CreatedOffset int64
 }
 
 type enc struct{ b []byte }
@@ -137,6 +166,16 @@ func (e *enc) amounts(a Amounts) {
 	e.i(a.DistCenti)
 	e.i(a.TipCents)
 	e.i(a.Passengers)
+}
+
+// starts writes ascending window starts as deltas, which stay small.
+func (e *enc) starts(ws []int64) {
+	e.i(int64(len(ws)))
+	prev := int64(0)
+	for _, w := range ws {
+		e.i(w - prev)
+		prev = w
+	}
 }
 
 type dec struct {
@@ -169,6 +208,21 @@ func (d *dec) u8() uint8 {
 
 func (d *dec) bool() bool { return d.u8() == 1 }
 
+// starts reads what enc.starts wrote; nil when empty.
+func (d *dec) starts() []int64 {
+	n := d.count()
+	if n == 0 {
+		return nil
+	}
+	ws := make([]int64, n)
+	prev := int64(0)
+	for i := range ws {
+		prev += d.i()
+		ws[i] = prev
+	}
+	return ws
+}
+
 func (d *dec) amounts() Amounts {
 	return Amounts{Zone: int32(d.i()), Cents: d.i(), DistCenti: d.i(), TipCents: d.i(), Passengers: d.i()}
 }
@@ -194,9 +248,24 @@ func (d *dec) count() int {
 	return int(n)
 }
 
+// Kinds of clock topic messages.
+const (
+	kindBatch     uint8 = 0
+	kindSubscribe uint8 = 1
+)
+
+func (m Subscribe) encode() []byte {
+	e := enc{b: make([]byte, 0, 16)}
+	e.u8(wireVersion)
+	e.u8(kindSubscribe)
+	e.i(m.WindowStart)
+	return e.b
+}
+
 func (m ClockBatch) encode() []byte {
 	e := enc{b: make([]byte, 0, 16+len(m.Items)*32)}
 	e.u8(wireVersion)
+	e.u8(kindBatch)
 	e.i(m.Prev)
 	e.i(int64(len(m.Items)))
 	for _, in := range m.Items {
@@ -210,9 +279,19 @@ func (m ClockBatch) encode() []byte {
 	return e.b
 }
 
-func decodeClockBatch(b []byte) (ClockBatch, error) {
+// decodeClockMsg decodes a clock topic message: a ClockBatch or a Subscribe.
+func decodeClockMsg(b []byte) (any, error) {
 	d := dec{b: b}
-	d.version("clock batch")
+	d.version("clock message")
+	switch k := d.u8(); {
+	case d.err != nil:
+		return nil, d.err
+	case k == kindSubscribe:
+		m := Subscribe{WindowStart: d.i()}
+		return m, d.err
+	case k != kindBatch:
+		return nil, fmt.Errorf("clock message: unknown kind %d", k)
+	}
 	m := ClockBatch{Prev: d.i()}
 	m.Items = make([]ClockIn, d.count())
 	for i := range m.Items {
@@ -233,9 +312,11 @@ func (s *ClockState) encode() []byte {
 	e.u8(wireVersion)
 	e.i(int64(s.Src))
 	e.i(s.LastOffset)
-	e.i(s.PrevOffset)
+	e.i(s.Seq)
 	e.i(s.ST)
 	e.bool(s.Valid)
+	e.starts(s.Pending)
+	e.starts(s.Recent)
 	e.i(int64(len(s.Outs)))
 	for _, o := range s.Outs {
 		e.i(o.Offset)
@@ -246,8 +327,7 @@ func (s *ClockState) encode() []byte {
 		}
 		e.i(o.WindowStart)
 		e.i(o.STBefore)
-		e.i(o.CloseFrom)
-		e.i(o.CloseTo)
+		e.starts(o.Closes)
 	}
 	return e.b
 }
@@ -255,7 +335,8 @@ func (s *ClockState) encode() []byte {
 func decodeClockState(b []byte) (*ClockState, error) {
 	d := dec{b: b}
 	d.version("clock state")
-	s := &ClockState{Src: int32(d.i()), LastOffset: d.i(), PrevOffset: d.i(), ST: d.i(), Valid: d.bool()}
+	s := &ClockState{Src: int32(d.i()), LastOffset: d.i(), Seq: d.i(), ST: d.i(), Valid: d.bool()}
+	s.Pending, s.Recent = d.starts(), d.starts()
 	s.Outs = make([]ClockOut, d.count())
 	for i := range s.Outs {
 		o := &s.Outs[i]
@@ -263,7 +344,8 @@ func decodeClockState(b []byte) (*ClockState, error) {
 		if o.Out == OutOnTime || o.Out == OutLate {
 			o.Ride = d.amounts()
 		}
-		o.WindowStart, o.STBefore, o.CloseFrom, o.CloseTo = d.i(), d.i(), d.i(), d.i()
+		o.WindowStart, o.STBefore = d.i(), d.i()
+		o.Closes = d.starts()
 	}
 	return s, d.err
 }
@@ -318,6 +400,8 @@ func (s *WindowState) encode() []byte {
 	e.bool(s.Final)
 	e.i(int64(s.FinalSrc))
 	e.i(s.FinalOffset)
+	e.i(int64(s.CreatedSrc))
+	e.i(s.CreatedOffset)
 	return e.b
 }
 
@@ -339,21 +423,26 @@ func decodeWindowState(b []byte) (*WindowState, error) {
 	s.Final = d.bool()
 	s.FinalSrc = int32(d.i())
 	s.FinalOffset = d.i()
+	s.CreatedSrc = int32(d.i())
+	s.CreatedOffset = d.i()
 	return s, d.err
 }
 
 // goka codecs.
 
-type clockBatchCodec struct{}
+// clockMsgCodec carries ClockBatch and Subscribe values.
+type clockMsgCodec struct{}
 
-func (clockBatchCodec) Encode(v any) ([]byte, error) {
-	m, ok := v.(ClockBatch)
-	if !ok {
-		return nil, fmt.Errorf("clock batch codec: got %T", v)
+func (clockMsgCodec) Encode(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case ClockBatch:
+		return m.encode(), nil
+	case Subscribe:
+		return m.encode(), nil
 	}
-	return m.encode(), nil
+	return nil, fmt.Errorf("clock message codec: got %T", v)
 }
-func (clockBatchCodec) Decode(b []byte) (any, error) { return decodeClockBatch(b) }
+func (clockMsgCodec) Decode(b []byte) (any, error) { return decodeClockMsg(b) }
 
 // ClockStateCodec is the goka codec of the clock table, for views.
 type ClockStateCodec struct{}

@@ -15,11 +15,15 @@ var (
 	}, []string{"stage"})
 	metricOutputs = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "ridestream_processor_outputs_total",
-		Help: "Outputs by kind: on_time, late, rejected, heartbeat (clock decisions), final_rows, final_reemits.",
+		Help: "Outputs by kind: on_time, late, rejected, heartbeat (clock decisions), close (subscriptions answered at once), subscriptions (windows pending at a clock), final_rows, final_reemits.",
 	}, []string{"kind"})
 	metricStreamTime = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ridestream_processor_stream_time_seconds",
 		Help: "Stream time ST(p) of each input partition owned by this instance's clock stage (unix seconds).",
+	}, []string{"partition"})
+	metricPending = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "ridestream_processor_pending_windows",
+		Help: "Windows with state that each input partition owned by this instance's clock stage has not closed yet (what it holds back).",
 	}, []string{"partition"})
 	metricWindowsFinal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_window_shards_final_total",
@@ -49,14 +53,15 @@ var (
 
 // Counters looked up once: a label lookup per ride showed in the profile.
 var (
-	countRouteInput   = metricMessages.WithLabelValues("route_input")
-	countRouteClock   = metricMessages.WithLabelValues("route_clock")
-	countClock        = metricMessages.WithLabelValues("clock")
-	countWindows      = metricMessages.WithLabelValues("windows")
-	countRejected     = metricOutputs.WithLabelValues("rejected")
-	countFinalRows    = metricOutputs.WithLabelValues("final_rows")
-	countFinalReemits = metricOutputs.WithLabelValues("final_reemits")
-	countOuts         = map[uint8]prometheus.Counter{}
+	countRouteInput    = metricMessages.WithLabelValues("route_input")
+	countRouteClock    = metricMessages.WithLabelValues("route_clock")
+	countClock         = metricMessages.WithLabelValues("clock")
+	countWindows       = metricMessages.WithLabelValues("windows")
+	countRejected      = metricOutputs.WithLabelValues("rejected")
+	countFinalRows     = metricOutputs.WithLabelValues("final_rows")
+	countFinalReemits  = metricOutputs.WithLabelValues("final_reemits")
+	countSubscriptions = metricOutputs.WithLabelValues("subscriptions")
+	countOuts          = map[uint8]prometheus.Counter{}
 )
 
 func init() {
@@ -91,4 +96,4 @@ func (t *Topology) logProgress(ctx context.Context, every time.Duration) {
 	}
 }
 
-var outKinds = map[uint8]string{OutOnTime: "on_time", OutLate: "late", OutRejected: "rejected", OutHeartbeat: "heartbeat"}
+var outKinds = map[uint8]string{OutOnTime: "on_time", OutLate: "late", OutRejected: "rejected", OutHeartbeat: "heartbeat", OutClose: "close"}

@@ -37,7 +37,7 @@ func workload(seed uint64) generate.Config {
 // murmur2 hasher the view must find every shard key the processors wrote.
 func verifyView(t *testing.T, p *testenv.Pipeline) {
 	t.Helper()
-	top, err := processors.Setup(processors.Config{Brokers: p.Env.Brokers, InputTopic: p.Topic, Prefix: p.Prefix, Window: p.WindowSpec(), Horizon: testenv.Horizon})
+	top, err := processors.Setup(processors.Config{Brokers: p.Env.Brokers, InputTopic: p.Topic, Prefix: p.Prefix, Window: p.WindowSpec()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,51 +249,148 @@ func TestFinalsUnderSIGKILL(t *testing.T) {
 	p.VerifyRawAndLate(t)
 }
 
-// TestIdleHeartbeats streams a workload whose last partition goes idle and
-// that has no closing heartbeats: the processors' live mode writes heartbeats
-// into the idle partition, and the final table equals the model run over the
-// input log as it now stands, heartbeats included.
-func TestIdleHeartbeats(t *testing.T) {
-	w := generate.Config{Seed: 31, Rides: 40_000, Partitions: 4, Hours: 8, OutOfOrder: 0.05, Late: 0.01,
-		Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0.4}
-	p, _ := testenv.NewPipeline(t, w, 0)
-	if len(p.Finals) != 0 {
-		// Partition 3 stops at 40%: without heartbeats only windows before that can close.
-		t.Logf("before live mode, the model finalizes %d rows", len(p.Finals))
-	}
-	before := len(p.Finals)
-	args := append(p.ProcessArgs("proc-idle"), "--idle-heartbeat", "1s")
-	proc := testenv.StartProc(t, "process.log", args...)
-	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
-
-	// Wait until heartbeats stop being written and the finals stop changing.
+// settle waits until the pipeline stops changing: no record is added to
+// the input (live mode writes heartbeats into it) and PostgreSQL's counts
+// stay the same for 6 seconds. It then re-reads the input log into p and
+// recomputes the model over it, heartbeats written by live mode included.
+func settle(t *testing.T, p *testenv.Pipeline, procs ...*testenv.Proc) {
+	t.Helper()
 	var last string
 	stableSince := time.Now()
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	for time.Since(stableSince) < 6*time.Second {
 		if time.Now().After(deadline) {
-			t.Fatalf("pipeline did not settle\n%s\n%s", proc.Tail(3000), snk.Tail(2000))
+			var logs strings.Builder
+			for _, pr := range procs {
+				fmt.Fprintf(&logs, "--- %s\n%s\n", pr.Cmd.Args[1], pr.Tail(3000))
+			}
+			t.Fatalf("pipeline did not settle\n%s", logs.String())
 		}
 		time.Sleep(500 * time.Millisecond)
 		applied, finals := p.Counts(t)
-		state := fmt.Sprint(applied, finals, len(p.Env.ReadTopic(t, p.Topic)[w.Partitions-1]))
+		records := 0
+		for _, vs := range p.Env.ReadTopic(t, p.Topic) {
+			records += len(vs)
+		}
+		state := fmt.Sprint(applied, finals, records)
 		if state != last {
 			last, stableSince = state, time.Now()
 		}
 	}
 	p.Parts = p.Env.ReadTopic(t, p.Topic)
-	hb := len(p.Parts[w.Partitions-1]) - len(expectedWithout(w)[w.Partitions-1])
-	if hb <= 0 {
+	p.Remodel()
+}
+
+// heartbeatsWritten counts the records of each partition that the
+// workload did not hold: the heartbeats live mode wrote.
+func heartbeatsWritten(p *testenv.Pipeline, w generate.Config) []int {
+	orig := expectedWithout(w)
+	out := make([]int, len(p.Parts))
+	for i := range p.Parts {
+		out[i] = len(p.Parts[i]) - len(orig[i])
+	}
+	return out
+}
+
+// noRejectedHeartbeat checks that no heartbeat (a control record, some
+// written by ridestream itself) landed in rejected_input.
+func noRejectedHeartbeat(t *testing.T, p *testenv.Pipeline) {
+	t.Helper()
+	var n int
+	if err := p.Pool.QueryRow(context.Background(), `SELECT count(*) FROM rejected_input WHERE position(convert_to('heartbeat', 'UTF8') in raw) > 0`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d heartbeats in rejected_input (%v)", n, err)
+	}
+}
+
+// TestIdleHeartbeats streams a workload whose last partition goes idle and
+// that has no closing heartbeats: the processors' live mode writes heartbeats
+// into the idle partition while the others run ahead, and into every
+// partition once all are quiet, so every window becomes final; the final
+// table equals the model run over the input log as it now stands,
+// heartbeats included.
+func TestIdleHeartbeats(t *testing.T) {
+	w := generate.Config{Seed: 31, Rides: 40_000, Partitions: 4, Hours: 8, OutOfOrder: 0.05, Late: 0.01,
+		Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0.4}
+	p, _ := testenv.NewPipeline(t, w, 0)
+	before := len(p.Finals)
+	proc := testenv.StartProc(t, "process.log", append(p.ProcessArgs("proc-idle"), "--idle-heartbeat", "1s")...)
+	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
+	settle(t, p, proc, snk)
+	hb := heartbeatsWritten(p, w)
+	if hb[w.Partitions-1] <= 0 {
 		t.Fatalf("no heartbeat was written into the idle partition\n%s", proc.Tail(3000))
 	}
-	p.Remodel()
-	if len(p.Finals) <= before {
-		t.Fatalf("live mode released nothing: %d final rows, %d without it", len(p.Finals), before)
-	}
+	p.AllFinal = true // live mode closed every window with rides
 	p.WaitDone(t, time.Minute, proc, snk)
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
-	t.Logf("%d heartbeats written into the idle partition released %d more final rows (%d without live mode)", hb, len(p.Finals)-before, before)
+	noRejectedHeartbeat(t, p)
+	t.Logf("heartbeats written per partition %v released %d more final rows (%d without live mode)", hb, len(p.Finals)-before, before)
+}
+
+// backfill is a 72-hour backfill over 4 partitions: partition 3 receives no
+// rides at all, partition 0 its first ride about 43 event-hours after the
+// others' first.
+func backfill(seed uint64, heartbeats bool) generate.Config {
+	return generate.Config{Seed: seed, Rides: 60_000, Partitions: 4, Hours: 72, OutOfOrder: 0.05, Late: 0.01, Malformed: 0.002,
+		Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0, LateStartPartitions: 1, LateStartAfter: 0.6, Heartbeats: heartbeats}
+}
+
+// TestBackfillWithEmptyAndLatePartitions: the final heartbeat, the empty
+// partition's only record, closes every window of the 72 hours, and the
+// late partition's first ride closes every window before it: all windows
+// become final and equal the model.
+func TestBackfillWithEmptyAndLatePartitions(t *testing.T) {
+	w := backfill(71, true)
+	p, _ := testenv.NewPipeline(t, w, 0)
+	first := map[int32]model.Key{}
+	for k := range p.Want.Rides {
+		if f, ok := first[k.Partition]; !ok || k.Offset < f.Offset {
+			first[k.Partition] = k
+		}
+	}
+	pickup := func(part int32) time.Time { return time.UnixMilli(p.Want.Rides[first[part]].Ride.PickupMs).UTC() }
+	if _, ok := first[3]; ok || len(p.Parts[3]) != 1 || pickup(0).Sub(pickup(1)) < 40*time.Hour {
+		t.Fatalf("workload: partition 3 holds %d records, partition 0's first ride is at %v, partition 1's at %v", len(p.Parts[3]), pickup(0), pickup(1))
+	}
+	t.Logf("partition 3 holds only the closing heartbeat; partition 0's first ride %v, %v after partition 1's", pickup(0), pickup(0).Sub(pickup(1)))
+	proc := testenv.StartProc(t, "process.log", p.ProcessArgs("proc-backfill")...)
+	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
+	p.Started = time.Now()
+	p.WaitDone(t, 5*time.Minute, proc, snk)
+	time.Sleep(time.Second)
+	p.VerifyFinals(t)
+	p.VerifyRawAndLate(t)
+	noRejectedHeartbeat(t, p)
+}
+
+// TestBackfillWithIdleHeartbeats: the same backfill without closing
+// heartbeats, released by live mode alone: the empty partition follows the
+// others however far they run ahead, and once everything is quiet every
+// window with rides becomes final.
+func TestBackfillWithIdleHeartbeats(t *testing.T) {
+	w := backfill(72, false)
+	p, _ := testenv.NewPipeline(t, w, 0)
+	proc := testenv.StartProc(t, "process.log", append(p.ProcessArgs("proc-backfill-idle"), "--idle-heartbeat", "1s")...)
+	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
+	settle(t, p, proc, snk)
+	hb := heartbeatsWritten(p, w)
+	if hb[3] <= 0 {
+		t.Fatalf("no heartbeat was written into the empty partition\n%s", proc.Tail(3000))
+	}
+	p.AllFinal = true
+	p.WaitDone(t, time.Minute, proc, snk)
+	p.VerifyFinals(t)
+	p.VerifyRawAndLate(t)
+	noRejectedHeartbeat(t, p)
+	windows := map[int64]bool{}
+	for k := range p.Finals {
+		windows[k.WindowStart] = true
+	}
+	if len(windows) < w.Hours {
+		t.Fatalf("%d final windows over %d hours of rides", len(windows), w.Hours)
+	}
+	t.Logf("live mode wrote heartbeats %v per partition; %d windows final", hb, len(windows))
 }
 
 func expectedWithout(w generate.Config) [][][]byte {
@@ -385,13 +482,12 @@ func closeTimes(t *testing.T, p *testenv.Pipeline) map[int64]time.Time {
 		if _, ok := closedAt[k.WindowStart]; ok {
 			continue
 		}
-		at := p.Want.Calendar.End(k.WindowStart) + p.Rule.Lateness.Milliseconds()
+		offsets := p.Want.ClosedAt(p.Rule, k.WindowStart)
+		if offsets == nil {
+			t.Fatalf("final window %s was not closed on every partition", time.UnixMilli(k.WindowStart).UTC())
+		}
 		var last time.Time
-		for part := range msgs {
-			o := p.Want.ClosingOffset(int32(part), at)
-			if o < 0 {
-				t.Fatalf("final window %s was never closed on partition %d", time.UnixMilli(k.WindowStart).UTC(), part)
-			}
+		for part, o := range offsets {
 			if ts := msgs[part][o].Timestamp; ts.After(last) {
 				last = ts
 			}

@@ -92,7 +92,7 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 // finish flushes what is left and closes the emitter; call it after the
 // processor stopped.
 func (t *Topology) startBatcher() (finish func(), err error) {
-	em, err := goka.NewEmitter(t.Brokers, goka.Stream(t.Clock), clockBatchCodec{},
+	em, err := goka.NewEmitter(t.Brokers, goka.Stream(t.Clock), clockMsgCodec{},
 		goka.WithEmitterClientID(t.Prefix+"-route-batches"),
 		goka.WithEmitterHasher(kafka.KafkaHasher),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(t.saramaConfig(t.Prefix+"-route-batches"))))
@@ -143,7 +143,15 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 			if err != nil {
 				return nil, err
 			}
-			return kafka.PrefixCommitGroup{ConsumerGroup: cg}, nil
+			pg := kafka.PrefixCommitGroup{ConsumerGroup: cg}
+			if stage == StageRoute {
+				pg.OnMark = func(topic string, partition int32, next int64) {
+					if topic == t.ClockTable {
+						t.chains.setCommitted(partition, next)
+					}
+				}
+			}
+			return pg, nil
 		}),
 		goka.WithLogger(gokaLogger{log}),
 		goka.WithRebalanceCallback(func(a goka.Assignment) {

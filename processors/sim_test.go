@@ -13,21 +13,35 @@ import (
 	"github.com/ridestream/ridestream/internal/window"
 )
 
-// simulate runs the topology's pure transitions (ClockApply, Fanout,
-// WindowStep) over per-partition logs. Route sends each partition's records
-// to the clock in batches of random size, with lost batch writes (a later
-// batch or two still arriving) and crashes, each followed by route's restart
-// at or before the first record it had not committed, re-batched without a
-// predecessor. Each window key's messages arrive in a random interleaving of
-// the sources (each source in its own order, as Kafka guarantees), with
-// random redeliveries of already-delivered tails as a crash upstream would
-// cause, and with lost writes followed by route's restart. It returns the
-// final rows emitted and how many writes it lost and messages the chains
-// skipped, at the clock and at the windows.
+// simulate runs the topology's pure transitions (ClockApply,
+// ClockSubscribe, Fanout, WindowStep) over per-partition logs as a system of
+// actors picked in random order, each reading its own inputs in order as
+// Kafka delivers them:
+//
+//   - route's input side sends each partition's records to its clock in
+//     batches of random size, with lost batch writes (a later batch or two
+//     still arriving) and crashes, each followed by route's restart at or
+//     before the first record it had not committed, re-batched without a
+//     predecessor;
+//   - a clock reads its batches and the window keys' subscriptions, in
+//     whatever interleaving the two producers give;
+//   - route's output side fans each clock output out to the window keys,
+//     with lost writes (a later output or two still arriving) followed by
+//     a restart at or before the lost one with a new chain, and plain
+//     restarts that send a tail again;
+//   - a window key reads its sources' messages in a random interleaving, with
+//     redelivered tails as a crash of the window stage causes, subscribes to
+//     the clocks when created, and loses subscriptions now and then, which
+//     the redelivery of its creating message repairs.
+//
+// It returns the final rows emitted, the writes it lost and the messages the
+// chains skipped, at the clock and at the windows.
 func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (finals map[model.FinalKey]model.FinalRow, lost, outOfChain int) {
 	t.Helper()
-	perKey := map[string][][]WindowMsg{} // key -> source -> messages in order
-	var keys []string
+	n := len(parts)
+	// Route's input side, precomputed: what it writes to each clock.
+	batches := make([][]ClockBatch, n)
+	lastItem := make([]int64, n)
 	for p, values := range parts {
 		var items []ClockIn
 		for o, v := range values {
@@ -41,24 +55,7 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 			}
 			items = append(items, in)
 		}
-		st := ClockState{Src: int32(p), LastOffset: -1}
-		chain := Chain{}
-		send := func(b ClockBatch) {
-			if !acceptClock(st, b) {
-				if b.Last() > st.LastOffset {
-					outOfChain++
-				}
-				return
-			}
-			st = ClockApply(top.Window, top.Horizon, st, b)
-			for _, r := range top.Fanout(&st, chain) {
-				if perKey[r.Key] == nil {
-					perKey[r.Key] = make([][]WindowMsg, len(parts))
-					keys = append(keys, r.Key)
-				}
-				perKey[r.Key][p] = append(perKey[r.Key][p], r.Msg)
-			}
-		}
+		lastItem[p] = items[len(items)-1].Offset
 		batch := func(i int, prev int64) ClockBatch {
 			return ClockBatch{Prev: prev, Items: items[i:min(i+1+rng.IntN(8), len(items))]}
 		}
@@ -70,22 +67,44 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 				j, after := i+len(b.Items), b.Last()
 				for k := rng.IntN(3); k > 0 && j < len(items); k-- {
 					nb := batch(j, after)
-					send(nb)
+					batches[p] = append(batches[p], nb)
 					j, after = j+len(nb.Items), nb.Last()
 				}
 				i, prev = max(0, i-rng.IntN(5)), NoPrev // restart at or before b
 			case 1: // a crash after b: restart at or before its end
-				send(b)
+				batches[p] = append(batches[p], b)
 				i, prev = max(0, i+len(b.Items)-rng.IntN(12)), NoPrev
 			default:
-				send(b)
+				batches[p] = append(batches[p], b)
 				i, prev = i+len(b.Items), b.Last()
 			}
 		}
-		if st.LastOffset != items[len(items)-1].Offset {
-			t.Fatalf("partition %d: clock stopped at offset %d, the last record is %d", p, st.LastOffset, items[len(items)-1].Offset)
-		}
 	}
+
+	type clockActor struct {
+		st      ClockState
+		sent    int   // batches of route's input side delivered
+		subs    []any // subscriptions and batches waiting, in arrival order
+		outputs []ClockState
+		// route's output side for this source
+		cursor    int
+		chain     *Chain
+		committed int // outputs before this are written: route's commit
+		crashIn   int // outputs until route notices a lost write and restarts; -1 none
+		lostAt    int
+	}
+	clocks := make([]*clockActor, n)
+	for p := range clocks {
+		clocks[p] = &clockActor{st: ClockState{Src: int32(p), LastOffset: -1}, chain: NewChain(), crashIn: -1}
+	}
+	type keyActor struct {
+		st      *WindowState
+		queues  [][]WindowMsg
+		pos     []int
+		created [2]int // source and queue index of the message that created it
+	}
+	keys := map[string]*keyActor{}
+	var keyOrder []string
 	finals = map[model.FinalKey]model.FinalRow{}
 	emit := func(st *WindowState, reemit bool) {
 		for _, z := range st.Zones {
@@ -98,68 +117,189 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 			finals[k] = row
 		}
 	}
-	// lossy is what a window key receives from one source when writes get
-	// lost: a lost message, a few later ones that still arrive (out of
-	// chain), then route's restart at or before the lost one, whose first
-	// message has no predecessor.
-	lossy := func(q []WindowMsg) []WindowMsg {
-		var out []WindowMsg
-		for i := 0; i < len(q); {
-			if rng.IntN(30) != 0 {
-				out = append(out, q[i])
-				i++
+	deliver := func(src int, r Routed) {
+		k := keys[r.Key]
+		if k == nil {
+			k = &keyActor{queues: make([][]WindowMsg, n), pos: make([]int, n)}
+			keys[r.Key] = k
+			keyOrder = append(keyOrder, r.Key)
+		}
+		k.queues[src] = append(k.queues[src], r.Msg)
+	}
+
+	// The actors, picked at random among those with work.
+	routeIn := func(p int) bool {
+		c := clocks[p]
+		if c.sent == len(batches[p]) {
+			return false
+		}
+		c.subs = append(c.subs, batches[p][c.sent])
+		c.sent++
+		return true
+	}
+	clockStep := func(p int) bool {
+		c := clocks[p]
+		if len(c.subs) == 0 {
+			return false
+		}
+		msg := c.subs[0]
+		c.subs = c.subs[1:]
+		switch m := msg.(type) {
+		case ClockBatch:
+			if !acceptClock(c.st, m) {
+				if m.Last() > c.st.LastOffset {
+					outOfChain++
+				}
+				return true
+			}
+			c.st = ClockApply(top.Window, c.st, m)
+		case Subscribe:
+			next, changed := ClockSubscribe(top.Window, c.st, m)
+			if !changed {
+				return true
+			}
+			c.st = next
+		}
+		c.outputs = append(c.outputs, c.st)
+		return true
+	}
+	routeOut := func(p int) bool {
+		c := clocks[p]
+		if c.cursor == len(c.outputs) {
+			if c.crashIn < 0 {
+				return false
+			}
+			// The failed write stops route even when nothing follows it.
+			c.cursor, c.chain, c.crashIn = max(0, c.lostAt-rng.IntN(3)), NewChain(), -1
+			c.committed = c.cursor
+			return true
+		}
+		st := c.outputs[c.cursor]
+		for _, r := range top.Fanout(&st, c.chain, int64(c.cursor)) {
+			if c.crashIn < 0 && rng.IntN(60) == 0 {
+				lost++ // this write fails; route goes on for a little while
+				c.crashIn, c.lostAt = rng.IntN(3), c.cursor
 				continue
 			}
-			lost++
-			for j := i + 1; j <= i+rng.IntN(3) && j < len(q); j++ {
-				out = append(out, q[j])
-			}
-			i = max(0, i-rng.IntN(2))
-			first := q[i]
-			first.Prev = NoPrev
-			out = append(out, first)
-			i++
+			deliver(p, r)
 		}
-		return out
+		c.cursor++
+		switch {
+		case c.crashIn == 0: // route's restart at or before the output it lost
+			c.cursor, c.chain, c.crashIn = max(0, c.lostAt-rng.IntN(3)), NewChain(), -1
+			c.committed = c.cursor
+		case c.crashIn > 0:
+			c.crashIn--
+		case rng.IntN(80) == 0: // a plain crash: a tail is sent again
+			c.cursor, c.chain = max(0, c.cursor-1-rng.IntN(3)), NewChain()
+			c.committed = c.cursor
+		default:
+			c.committed = c.cursor // everything fanned out in this session so far is written
+		}
+		if rng.IntN(5) == 0 {
+			c.chain.prune(int64(c.committed))
+		}
+		return true
 	}
-	for _, key := range keys {
-		queues := perKey[key]
-		for s := range queues {
-			queues[s] = lossy(queues[s])
+	keyStep := func(key string) bool {
+		k := keys[key]
+		var ready []int
+		for s, q := range k.queues {
+			if k.pos[s] < len(q) {
+				ready = append(ready, s)
+			}
 		}
-		pos := make([]int, len(queues))
-		var st *WindowState
-		for {
-			var ready []int
-			for s, q := range queues {
-				if pos[s] < len(q) {
-					ready = append(ready, s)
+		if len(ready) == 0 {
+			return false
+		}
+		s := ready[rng.IntN(len(ready))]
+		i := k.pos[s]
+		m := k.queues[s][i]
+		k.pos[s]++
+		if rng.IntN(50) == 0 && k.pos[s] > 1 { // the window stage crashes: a tail comes again
+			k.pos[s] -= 1 + rng.IntN(k.pos[s]-1)
+		}
+		created := k.st == nil
+		next, effect, err := WindowStep(top.Window, top.Sources, k.st, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if created {
+			k.created = [2]int{s, i}
+		}
+		if created || (m.Src == next.CreatedSrc && m.Offset == next.CreatedOffset) {
+			for src, closed := range next.Closed {
+				if closed {
+					continue
+				}
+				if rng.IntN(20) == 0 {
+					// The subscription's write fails: the window stage
+					// restarts before its commit passes the creating message.
+					lost++
+					k.pos[k.created[0]] = min(k.pos[k.created[0]], k.created[1])
+					continue
+				}
+				clocks[src].subs = append(clocks[src].subs, Subscribe{WindowStart: next.WindowStart})
+			}
+		}
+		switch effect {
+		case EffectOutOfChain:
+			outOfChain++
+		case EffectRideAfterFinal:
+			t.Fatalf("%s: ride p%d@%d after the window was final", key, m.Src, m.Offset)
+		case EffectFinal:
+			emit(next, false)
+		case EffectReemit:
+			emit(next, true)
+		}
+		if effect == EffectApplied || effect == EffectFinal {
+			k.st = next
+		}
+		return true
+	}
+	for steps := 0; ; steps++ {
+		if steps > 50_000_000 {
+			t.Fatal("the simulation does not end")
+		}
+		var actors []func() bool
+		for p := range n {
+			c := clocks[p]
+			if c.sent < len(batches[p]) {
+				actors = append(actors, func() bool { return routeIn(p) })
+			}
+			if len(c.subs) > 0 {
+				actors = append(actors, func() bool { return clockStep(p) })
+			}
+			if c.cursor < len(c.outputs) || c.crashIn >= 0 {
+				actors = append(actors, func() bool { return routeOut(p) })
+			}
+		}
+		for _, key := range keyOrder {
+			k := keys[key]
+			for s, q := range k.queues {
+				if k.pos[s] < len(q) {
+					actors = append(actors, func() bool { return keyStep(key) })
+					break
 				}
 			}
-			if len(ready) == 0 {
-				break
-			}
-			s := ready[rng.IntN(len(ready))]
-			m := queues[s][pos[s]]
-			pos[s]++
-			if rng.IntN(50) == 0 && pos[s] > 1 { // crash upstream: redeliver a tail
-				pos[s] -= 1 + rng.IntN(pos[s]-1)
-			}
-			next, effect, err := WindowStep(top.Window, top.Sources, st, m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch effect {
-			case EffectOutOfChain:
-				outOfChain++
-			case EffectRideAfterFinal:
-				t.Fatalf("%s: ride p%d@%d after the window was final", key, m.Src, m.Offset)
-			case EffectFinal:
-				emit(next, false)
-			case EffectReemit:
-				emit(next, true)
-			}
-			st = next
+		}
+		if len(actors) == 0 {
+			break
+		}
+		actors[rng.IntN(len(actors))]()
+	}
+	for p, c := range clocks {
+		if c.st.LastOffset != lastItem[p] {
+			t.Fatalf("partition %d: clock stopped at offset %d, the last record is %d", p, c.st.LastOffset, lastItem[p])
+		}
+	}
+	lowest := clocks[0].st.ST
+	for _, c := range clocks {
+		lowest = min(lowest, c.st.ST)
+	}
+	for key, k := range keys {
+		if k.st != nil && !k.st.Final && k.st.WindowEnd+top.Window.Lateness.Milliseconds() <= lowest {
+			t.Errorf("%s: every partition closed the window, but it is not final (closed %v)", key, k.st.Closed)
 		}
 	}
 	return finals, lost, outOfChain
@@ -191,7 +331,7 @@ func TestClockSkipsOutOfChain(t *testing.T) {
 	} {
 		var got []int64
 		if acceptClock(st, c.b) {
-			for _, o := range ClockApply(window.DefaultSpec(), time.Hour, st, c.b).Outs {
+			for _, o := range ClockApply(window.DefaultSpec(), st, c.b).Outs {
 				got = append(got, o.Offset)
 			}
 		}
@@ -218,6 +358,12 @@ func TestSimulatedTopologyEqualsModel(t *testing.T) {
 		{"new york dst 15m", model.Rule{Size: 15 * time.Minute, Lateness: 2 * time.Minute, MaxFutureSkew: 24 * time.Hour, Location: ny},
 			generate.Config{Rides: 5000, Partitions: 5, Hours: 5, Start: time.Date(2024, 11, 3, 4, 0, 0, 0, time.UTC),
 				OutOfOrder: 0.05, Late: 0.02, Lateness: 2 * time.Minute, IdlePartitions: 2, IdleAfter: 0.3, Heartbeats: true}},
+		// A 72-hour backfill: partition 3 gets no rides at all (only the
+		// closing heartbeat), partition 0 its first ride 43 hours after the
+		// others' first; every window must still become final.
+		{"backfill empty and late partitions", model.DefaultRule(), generate.Config{Rides: 6000, Partitions: 4, Hours: 72,
+			OutOfOrder: 0.05, Late: 0.02, Malformed: 0.01, Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0,
+			LateStartPartitions: 1, LateStartAfter: 0.6, Heartbeats: true}},
 	}
 	for _, c := range cases {
 		for seed := uint64(1); seed <= 4; seed++ {
@@ -229,19 +375,26 @@ func TestSimulatedTopologyEqualsModel(t *testing.T) {
 					parts[m.Partition] = append(parts[m.Partition], m.Value)
 				}
 				spec := window.Spec{Size: c.rule.Size, Lateness: c.rule.Lateness, MaxFutureSkew: c.rule.MaxFutureSkew, Location: c.rule.Location}
-				top := &Topology{Config: Config{Window: spec, Horizon: 24 * time.Hour, Shards: 4}, Sources: w.Partitions}
+				top := &Topology{Config: Config{Window: spec, Shards: 4}, Sources: w.Partitions}
 				want := model.Finals(c.rule, parts, model.Run(c.rule, parts))
 				if len(want) == 0 {
 					t.Fatal("workload produced no final windows")
 				}
 				got, lost, skipped := simulate(t, top, parts, rand.New(rand.NewPCG(seed, 99)))
+				for k, w := range want {
+					if got[k] != w {
+						t.Fatalf("final %v (shard %d): got %+v, model %+v", k, top.Shard(k.Zone), got[k], w)
+					}
+				}
 				if len(got) != len(want) {
 					t.Fatalf("%d final rows, model says %d", len(got), len(want))
 				}
-				for k, w := range want {
-					if got[k] != w {
-						t.Fatalf("final %v: got %+v, model %+v", k, got[k], w)
-					}
+				windows := map[int64]bool{}
+				for k := range want {
+					windows[k.WindowStart] = true
+				}
+				if c.w.Heartbeats && len(windows) < c.w.Hours {
+					t.Fatalf("the model finalizes %d windows of the %d hours with rides", len(windows), c.w.Hours)
 				}
 				if lost == 0 || skipped == 0 {
 					t.Fatalf("the simulation lost %d writes and skipped %d messages out of chain: it tested no lost write", lost, skipped)
@@ -282,13 +435,13 @@ func TestModelDependsOnPartitionOrder(t *testing.T) {
 }
 
 // TestRouteSeesClockGaps: route finds a lost clock changelog record by the
-// chain of PrevOffset, and is not fooled by duplicates or a new session.
+// sequence of its writes, and is not fooled by duplicates or a new session.
 func TestRouteSeesClockGaps(t *testing.T) {
 	spec := window.DefaultSpec()
 	st := ClockState{Src: 0, LastOffset: -1}
 	var states []ClockState
 	for o := int64(0); o < 5; o++ {
-		st = ClockApply(spec, time.Hour, st, ClockBatch{Prev: o - 1, Items: []ClockIn{{Offset: o, EventMs: 1730419200000 + o*1000}}})
+		st = ClockApply(spec, st, ClockBatch{Prev: o - 1, Items: []ClockIn{{Offset: o, EventMs: 1730419200000 + o*1000}}})
 		states = append(states, st)
 	}
 	gaps := func(seq ...int) int {
@@ -297,7 +450,7 @@ func TestRouteSeesClockGaps(t *testing.T) {
 		n := 0
 		for _, i := range seq {
 			s := states[i]
-			if last, ok := r.clockOutput(s.Src, s.LastOffset); ok && s.LastOffset > last && s.PrevOffset != last {
+			if last, ok := r.clockOutput(s.Src, s.Seq); ok && s.Seq > last+1 {
 				n++
 			}
 		}

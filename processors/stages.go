@@ -29,7 +29,7 @@ func (t *Topology) RouteGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.RouteGroup),
 		goka.Input(goka.Stream(t.Input), rawCodec{}, t.routeInput),
 		goka.Input(goka.Stream(t.ClockTable), ClockStateCodec{}, t.routeClockOutput),
-		goka.Output(goka.Stream(t.Clock), clockBatchCodec{}),
+		goka.Output(goka.Stream(t.Clock), clockMsgCodec{}),
 		goka.Output(goka.Stream(t.Windows), windowMsgCodec{}),
 		goka.Output(goka.Stream(t.Late), rawCodec{}),
 		goka.Output(goka.Stream(t.Rejected), rawCodec{}),
@@ -39,7 +39,7 @@ func (t *Topology) RouteGraph() *goka.GroupGraph {
 // ClockGraph keeps each source partition's stream time.
 func (t *Topology) ClockGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.ClockGroup),
-		goka.Input(goka.Stream(t.Clock), clockBatchCodec{}, t.clock),
+		goka.Input(goka.Stream(t.Clock), clockMsgCodec{}, t.clock),
 		goka.Persist(ClockStateCodec{}),
 	)
 }
@@ -50,6 +50,7 @@ func (t *Topology) WindowsGraph() *goka.GroupGraph {
 		goka.Input(goka.Stream(t.Windows), windowMsgCodec{}, t.windows),
 		goka.Persist(WindowStateCodec{}),
 		goka.Output(goka.Stream(t.Finals), rawCodec{}),
+		goka.Output(goka.Stream(t.Clock), clockMsgCodec{}), // subscriptions
 	)
 }
 
@@ -105,10 +106,10 @@ func amountsOf(r ride.Ride) Amounts {
 	return a
 }
 
-// clock applies a batch of records to its source's stream time (SPEC §3).
+// clock applies a batch of records to its source's stream time, or a window
+// key's subscription (docs/contract.md, "Stream time and lateness").
 func (t *Topology) clock(ctx goka.Context, msg any) {
 	t.counted(countClock)
-	b := msg.(ClockBatch)
 	var st ClockState
 	if v := ctx.Value(); v != nil {
 		st = *v.(*ClockState)
@@ -119,20 +120,36 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 		}
 		st = ClockState{Src: p, LastOffset: -1}
 	}
-	if !acceptClock(st, b) {
-		if b.Last() > st.LastOffset {
-			metricOutOfChain.WithLabelValues(StageClock).Inc()
+	var next ClockState
+	switch m := msg.(type) {
+	case Subscribe:
+		var changed bool
+		if next, changed = ClockSubscribe(t.Window, st, m); !changed {
+			return
 		}
-		return
+		if len(next.Outs) == 0 {
+			countSubscriptions.Inc()
+		}
+	case ClockBatch:
+		if !acceptClock(st, m) {
+			if m.Last() > st.LastOffset {
+				metricOutOfChain.WithLabelValues(StageClock).Inc()
+			}
+			return
+		}
+		next = ClockApply(t.Window, st, m)
+	default:
+		ctx.Fail(fmt.Errorf("clock: unexpected message %T", msg))
 	}
-	next := ClockApply(t.Window, t.Horizon, st, b)
 	ctx.SetValue(&next)
 	for _, o := range next.Outs {
 		countOuts[o.Out].Inc()
 	}
+	src := strconv.Itoa(int(next.Src))
 	if next.Valid {
-		metricStreamTime.WithLabelValues(strconv.Itoa(int(next.Src))).Set(float64(next.ST) / 1000)
+		metricStreamTime.WithLabelValues(src).Set(float64(next.ST) / 1000)
 	}
+	metricPending.WithLabelValues(src).Set(float64(len(next.Pending)))
 }
 
 // acceptClock says whether the clock applies b: not when all of it was
@@ -149,35 +166,96 @@ func acceptClock(st ClockState, b ClockBatch) bool {
 // after applying its records that are newer than st, with their outputs
 // recorded in it. (A batch without a predecessor may repeat records applied
 // before route's restart; they are skipped, not re-derived.)
-func ClockApply(spec window.Spec, horizon time.Duration, st ClockState, b ClockBatch) ClockState {
-	next := ClockState{Src: st.Src, LastOffset: st.LastOffset, PrevOffset: st.LastOffset, ST: st.ST, Valid: st.Valid,
-		Outs: make([]ClockOut, 0, len(b.Items))}
+func ClockApply(spec window.Spec, st ClockState, b ClockBatch) ClockState {
+	next := st.successor()
+	next.Outs = make([]ClockOut, 0, len(b.Items))
 	for _, in := range b.Items {
 		if in.Offset > next.LastOffset {
-			next.Outs = append(next.Outs, clockStep(spec, horizon, &next, in))
+			next.Outs = append(next.Outs, clockStep(spec, &next, in))
 		}
 	}
 	return next
 }
 
-// clockStep applies one record to st and returns its output.
-func clockStep(spec window.Spec, horizon time.Duration, st *ClockState, in ClockIn) ClockOut {
-	before := window.Clock{ST: st.ST, Valid: st.Valid}
-	after := before
-	d := spec.Observe(&after, in.EventMs)
-	o := ClockOut{Offset: in.Offset, EventMs: in.EventMs, Ride: in.Ride, WindowStart: d.WindowStart, STBefore: before.ST}
-	switch {
-	case d.Verdict == window.TooFarAhead:
-		o.Out = OutRejected
-	case in.Heartbeat:
-		o.Out, o.Ride, o.WindowStart = OutHeartbeat, Amounts{}, 0
-	case d.Verdict == window.Late:
-		o.Out = OutLate
-	default:
-		o.Out = OutOnTime
+// MaxRecent bounds ClockState.Recent.
+const MaxRecent = 32
+
+// ClockSubscribe is the clock's pure transition for a window key's
+// subscription: when the source has closed the window already, its output
+// closes the window now (unless it closed it recently); otherwise the window
+// joins Pending (once). changed is false when nothing is to be written.
+func ClockSubscribe(spec window.Spec, st ClockState, m Subscribe) (next ClockState, changed bool) {
+	w := m.WindowStart
+	if !spec.Closed(window.Clock{ST: st.ST, Valid: st.Valid}, w) {
+		i, found := slices.BinarySearch(st.Pending, w)
+		if found {
+			return st, false
+		}
+		next = st.successor()
+		next.Pending = slices.Insert(slices.Clone(st.Pending), i, w)
+		return next, true
 	}
-	o.CloseFrom, o.CloseTo = spec.Closes(before, after, horizon)
-	st.LastOffset, st.ST, st.Valid = in.Offset, after.ST, after.Valid
+	if _, found := slices.BinarySearch(st.Recent, w); found {
+		return st, false
+	}
+	next = st.successor()
+	next.Recent = addRecent(st.Recent, w)
+	next.Outs = []ClockOut{{Offset: st.LastOffset, Out: OutClose, Closes: []int64{w}}}
+	return next, true
+}
+
+// addRecent returns recent (ascending, not modified) with the windows ws
+// added, keeping the latest MaxRecent.
+func addRecent(recent []int64, ws ...int64) []int64 {
+	out := slices.Clone(recent)
+	for _, w := range ws {
+		if i, found := slices.BinarySearch(out, w); !found {
+			out = slices.Insert(out, i, w)
+		}
+	}
+	if len(out) > MaxRecent {
+		out = out[len(out)-MaxRecent:]
+	}
+	return out
+}
+
+// successor is the state to write next: the same clock, the next sequence
+// number, no outputs yet.
+func (st ClockState) successor() ClockState {
+	return ClockState{Src: st.Src, LastOffset: st.LastOffset, Seq: st.Seq + 1, ST: st.ST, Valid: st.Valid,
+		Pending: st.Pending, Recent: st.Recent}
+}
+
+// clockStep applies one record to st and returns its output: its verdict and
+// the pending windows its stream time closes.
+func clockStep(spec window.Spec, st *ClockState, in ClockIn) ClockOut {
+	clock := window.Clock{ST: st.ST, Valid: st.Valid}
+	o := ClockOut{Offset: in.Offset, EventMs: in.EventMs, Ride: in.Ride, STBefore: st.ST}
+	if in.Heartbeat {
+		clock.Advance(in.EventMs)
+		o.Out, o.Ride = OutHeartbeat, Amounts{}
+	} else {
+		d := spec.Observe(&clock, in.EventMs)
+		o.WindowStart = d.WindowStart
+		switch d.Verdict {
+		case window.TooFarAhead:
+			o.Out = OutRejected
+		case window.Late:
+			o.Out = OutLate
+		default:
+			o.Out = OutOnTime
+		}
+	}
+	st.LastOffset, st.ST, st.Valid = in.Offset, clock.ST, clock.Valid
+	n := 0
+	for n < len(st.Pending) && spec.Closed(clock, st.Pending[n]) {
+		o.Closes = append(o.Closes, st.Pending[n])
+		n++
+	}
+	if n > 0 {
+		st.Recent = addRecent(st.Recent, st.Pending[:n]...)
+		st.Pending = st.Pending[n:len(st.Pending):len(st.Pending)]
+	}
 	return o
 }
 
@@ -187,31 +265,14 @@ type Routed struct {
 	Msg WindowMsg
 }
 
-// Chain remembers, for one source partition in one route session, the last
-// offset sent to each window key, so each message can name its predecessor.
-type Chain map[string]int64
-
-// next returns the predecessor of a message with offset o to key and records
-// o; a marker is the last message a source sends a key, so its entry goes.
-func (c Chain) next(key string, o int64, marker bool) int64 {
-	prev, ok := c[key]
-	if !ok {
-		prev = NoPrev
-	}
-	if marker {
-		delete(c, key)
-	} else {
-		c[key] = o
-	}
-	return prev
-}
-
-// Fanout returns the window messages of one clock output (a batch): per
-// (window, shard) key one message with the batch's on-time rides for it and,
-// when a record of the batch closed the window, the close marker. A marker
-// is a source's last word on a window: no ride after it can be on time for
-// that window, so the marker always ends its key's message.
-func (t *Topology) Fanout(st *ClockState, chain Chain) []Routed {
+// Fanout returns the window messages of one clock output (a batch, or a
+// subscription's answer): per (window, shard) key one message with the
+// batch's on-time rides for it and, when an output closed the window, the
+// close marker. A marker is a source's last word on a window: no ride after
+// it can be on time for that window, so the marker always ends its key's
+// message. output is the clock changelog offset of st; chain records it for
+// each key (see Chain.Prune).
+func (t *Topology) Fanout(st *ClockState, chain *Chain, output int64) []Routed {
 	var out []Routed
 	at := map[string]int{}
 	msg := func(key string, start int64) *WindowMsg {
@@ -229,7 +290,7 @@ func (t *Topology) Fanout(st *ClockState, chain Chain) []Routed {
 			m.Rides = append(m.Rides, o.Ride)
 			m.Offset = o.Offset
 		}
-		for w := o.CloseFrom; w < o.CloseTo; w = t.Window.End(w) {
+		for _, w := range o.Closes {
 			for s := 0; s < t.Shards; s++ {
 				m := msg(WindowKey(w, s), w)
 				m.Marker, m.Offset = true, o.Offset
@@ -237,7 +298,7 @@ func (t *Topology) Fanout(st *ClockState, chain Chain) []Routed {
 		}
 	}
 	for i := range out {
-		out[i].Msg.Prev = chain.next(out[i].Key, out[i].Msg.Offset, out[i].Msg.Marker)
+		out[i].Msg.Prev = chain.next(out[i].Key, out[i].Msg.Offset, output)
 	}
 	return out
 }
@@ -247,10 +308,10 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 	t.counted(countRouteClock)
 	st := msg.(*ClockState)
 	src := st.Src
-	if last, ok := t.chains.clockOutput(src, st.LastOffset); ok && st.LastOffset > last && st.PrevOffset != last {
+	if last, ok := t.chains.clockOutput(src, st.Seq); ok && st.Seq > last+1 {
 		metricClockGaps.Inc()
-		t.Logger.Error("clock outputs lost: its changelog skips records; their rides are missing from the windows",
-			"partition", src, "after_offset", last, "next_offset", st.LastOffset, "expected_prev", st.PrevOffset)
+		t.Logger.Error("clock outputs lost: its changelog skips records; their rides or close markers are missing from the windows",
+			"partition", src, "after_seq", last, "seq", st.Seq)
 	}
 	for _, o := range st.Outs {
 		switch o.Out {
@@ -267,9 +328,11 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 			ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], out)
 		}
 	}
-	for _, r := range t.Fanout(st, t.chains.forSource(src)) {
+	chain := t.chains.forSource(src)
+	for _, r := range t.Fanout(st, chain, ctx.Offset()) {
 		ctx.Emit(goka.Stream(t.Windows), r.Key, r.Msg)
 	}
+	chain.Prune(t.chains.committed(src))
 }
 
 // Late is a record of the late topic.
@@ -312,6 +375,16 @@ func (t *Topology) windows(ctx goka.Context, msg any) {
 	if err != nil {
 		ctx.Fail(fmt.Errorf("windows %s: %w", ctx.Key(), err))
 	}
+	if st == nil || (m.Src == next.CreatedSrc && m.Offset == next.CreatedOffset) {
+		// A new key, or the message that created it again (the crash that
+		// redelivers it may have lost the subscriptions): subscribe to every
+		// source that has not closed the window yet.
+		for src, closed := range next.Closed {
+			if !closed {
+				ctx.Emit(goka.Stream(t.Clock), t.ClockKeys[src], Subscribe{WindowStart: next.WindowStart})
+			}
+		}
+	}
 	switch effect {
 	case EffectOutOfChain:
 		metricOutOfChain.WithLabelValues(StageWindows).Inc()
@@ -349,7 +422,8 @@ func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (
 	}
 	if st == nil {
 		st = &WindowState{WindowStart: m.WindowStart, WindowEnd: spec.End(m.WindowStart),
-			LastSeen: slices.Repeat([]int64{-1}, int(sources)), Closed: make([]bool, sources)}
+			LastSeen: slices.Repeat([]int64{-1}, int(sources)), Closed: make([]bool, sources),
+			CreatedSrc: m.Src, CreatedOffset: m.Offset}
 	} else {
 		st = st.clone()
 	}
@@ -374,7 +448,7 @@ func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (
 			st.add(a)
 		}
 	}
-	if !m.Marker {
+	if !m.Marker || st.Closed[m.Src] { // (a repeated marker answers a repeated subscription)
 		return st, EffectApplied, nil
 	}
 	st.Closed[m.Src] = true

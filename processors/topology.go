@@ -37,7 +37,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,9 +56,6 @@ type Config struct {
 	Prefix string
 	// Window is the event-time rule.
 	Window window.Spec
-	// Horizon bounds the windows a partition's first record closes: windows
-	// ending more than Horizon before it never receive its close marker.
-	Horizon time.Duration
 	// Shards spreads a window's zones over this many keys (default 16).
 	Shards int
 	// WindowPartitions of the windows and finals topics (default: input's).
@@ -89,9 +85,6 @@ type Config struct {
 func (c *Config) withDefaults() {
 	if c.Prefix == "" {
 		c.Prefix = "ridestream"
-	}
-	if c.Horizon == 0 {
-		c.Horizon = 24 * time.Hour
 	}
 	if c.Shards == 0 {
 		c.Shards = 16
@@ -123,8 +116,6 @@ func (c Config) Validate() error {
 		return errors.New("--brokers: at least one broker address is required")
 	case c.InputTopic == "":
 		return errors.New("--topic: must not be empty")
-	case c.Horizon < 0:
-		return fmt.Errorf("--finality-horizon %v: must not be negative", c.Horizon)
 	case c.Shards < 0 || c.Shards > 4096:
 		return fmt.Errorf("--shards %d: must be within 1..4096", c.Shards)
 	case c.WindowPartitions < 0:
@@ -177,54 +168,9 @@ type Topology struct {
 	ClockKeys []string
 	keyIndex  map[string]int32
 	owned     ownership
-	chains    routeChains
+	chains    routeChains             // route's, per session
 	batch     atomic.Pointer[batcher] // route's, while it runs
 	processed atomic.Int64
-}
-
-// routeChains is route's memory of what it sent in its current session;
-// it is cleared whenever route's partitions are (re)assigned.
-type routeChains struct {
-	mu        sync.Mutex
-	bySource  map[int32]Chain
-	lastClock map[int32]int64
-}
-
-func (r *routeChains) reset() {
-	r.mu.Lock()
-	r.bySource, r.lastClock = map[int32]Chain{}, map[int32]int64{}
-	r.mu.Unlock()
-}
-
-// clockOutput returns the last clock offset route saw for src in this
-// session (ok false if none) and records o when it is newer.
-func (r *routeChains) clockOutput(src int32, o int64) (last int64, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.lastClock == nil {
-		r.lastClock = map[int32]int64{}
-	}
-	last, ok = r.lastClock[src]
-	if !ok || o > last {
-		r.lastClock[src] = o
-	}
-	return last, ok
-}
-
-// forSource returns the chain of one source partition. goka calls route's
-// callbacks for one partition from one goroutine, so the chain needs no lock.
-func (r *routeChains) forSource(src int32) Chain {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.bySource == nil {
-		r.bySource = map[int32]Chain{}
-	}
-	c, ok := r.bySource[src]
-	if !ok {
-		c = Chain{}
-		r.bySource[src] = c
-	}
-	return c
 }
 
 // ClockKeys returns, for each of n partitions, the first key "p<p>.<k>" that

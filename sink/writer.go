@@ -115,14 +115,15 @@ func (c *chunk) add(spec window.Spec, msg *sarama.ConsumerMessage) {
 		c.reject(msg, err.Error())
 		return
 	}
+	if rec.Kind == ride.KindHeartbeat {
+		p.clock.Advance(rec.EventMs) // a control record: not subject to --max-future-skew
+		p.heartbeats++
+		return
+	}
 	d := spec.Observe(&p.clock, rec.EventMs)
 	if d.Verdict == window.TooFarAhead {
 		c.reject(msg, fmt.Sprintf("event time %s is more than --max-future-skew %v ahead of the partition's stream time %s",
 			fmtMs(rec.EventMs), spec.MaxFutureSkew, fmtMs(d.STBefore)))
-		return
-	}
-	if rec.Kind == ride.KindHeartbeat {
-		p.heartbeats++
 		return
 	}
 	p.rides++

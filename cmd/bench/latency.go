@@ -17,8 +17,6 @@ import (
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/model"
-	"github.com/ridestream/ridestream/internal/ride"
-	"github.com/ridestream/ridestream/internal/window"
 )
 
 type latency struct {
@@ -53,10 +51,9 @@ const coldStart = 5 * time.Second
 // the time from its close (the broker timestamp of the record that closed it
 // on the last partition to do so) to its last final row in PostgreSQL.
 func measureLatency(ctx context.Context, c config, adminURL string, rate float64, log *slog.Logger) (latency, error) {
-	spec := window.DefaultSpec()
 	rides := int(rate * c.latencySeconds)
 	w := generate.Config{Seed: 12, Rides: rides, Partitions: int32(c.partitions), Hours: c.latencyHours, OutOfOrder: 0.05, Late: 0.01,
-		Malformed: 0.005, Lateness: spec.Lateness, Heartbeats: true}
+		Malformed: 0.005, Lateness: model.DefaultRule().Lateness, Heartbeats: true}
 	topic := fmt.Sprintf("bench_latency_%d", time.Now().Unix())
 	if err := createTopic(c.brokers, topic, w.Partitions); err != nil {
 		return latency{}, err
@@ -98,7 +95,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 	if _, _, err := waitCommitted(ctx, pool, topic, w.Count(), wantFinals, proc, snk); err != nil {
 		return latency{}, err
 	}
-	closedAt, err := windowCloses(c.brokers, topic, spec)
+	closedAt, err := windowCloses(c.brokers, topic, model.DefaultRule())
 	if err != nil {
 		return latency{}, err
 	}
@@ -144,10 +141,11 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 	return latency{all: percentilesOf(lags), warm: percentilesOf(warm), cold: percentilesOf(cold)}, nil
 }
 
-// windowCloses reads topic back and returns, per window start, the broker
-// timestamp of the record that closed the window on the last partition to
-// close it (SPEC §3: a window is final when every partition has closed it).
-func windowCloses(brokers, topic string, spec window.Spec) (map[int64]time.Time, error) {
+// windowCloses reads topic back and returns, per final window of the
+// reference model, the broker timestamp of the record that closed it on the
+// last partition to close it (a window is final when every partition has
+// closed it).
+func windowCloses(brokers, topic string, rule model.Rule) (map[int64]time.Time, error) {
 	client, err := sarama.NewClient([]string{brokers}, kafka.NewConfig("bench-latency-reader"))
 	if err != nil {
 		return nil, err
@@ -162,7 +160,8 @@ func windowCloses(brokers, topic string, spec window.Spec) (map[int64]time.Time,
 	if err != nil {
 		return nil, err
 	}
-	closedAt := map[int64]time.Time{}
+	values := make([][][]byte, len(parts))
+	stamps := make([][]time.Time, len(parts))
 	for _, p := range parts {
 		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 		if err != nil {
@@ -175,24 +174,26 @@ func windowCloses(brokers, topic string, spec window.Spec) (map[int64]time.Time,
 		if err != nil {
 			return nil, err
 		}
-		var clock window.Clock
 		for m := range pc.Messages() {
-			if rec, err := ride.Decode(m.Value); err == nil {
-				before := clock
-				if spec.Observe(&clock, rec.EventMs).Verdict != window.TooFarAhead {
-					from, to := spec.Closes(before, clock, 24*time.Hour)
-					for s := from; s < to; s = spec.End(s) {
-						if m.Timestamp.After(closedAt[s]) {
-							closedAt[s] = m.Timestamp
-						}
-					}
-				}
-			}
+			values[p] = append(values[p], m.Value)
+			stamps[p] = append(stamps[p], m.Timestamp)
 			if m.Offset+1 >= hwm {
 				break
 			}
 		}
 		pc.Close()
+	}
+	res := model.Run(rule, values)
+	closedAt := map[int64]time.Time{}
+	for k := range model.Finals(rule, values, res) {
+		if _, ok := closedAt[k.WindowStart]; ok {
+			continue
+		}
+		for p, o := range res.ClosedAt(rule, k.WindowStart) {
+			if ts := stamps[p][o]; ts.After(closedAt[k.WindowStart]) {
+				closedAt[k.WindowStart] = ts
+			}
+		}
 	}
 	return closedAt, nil
 }

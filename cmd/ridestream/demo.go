@@ -87,11 +87,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	rule := model.Rule{Size: ws.Size, Lateness: ws.Lateness, MaxFutureSkew: ws.MaxFutureSkew, Location: ws.Location}
 	want := model.Finals(rule, parts, model.Run(rule, parts))
-	horizon := 24 * time.Hour
 
 	say("running the goka processors (route, clock, windows) and the sink until every ride and every final window is in PostgreSQL")
 	start := time.Now()
-	top, err := processors.Setup(processors.Config{Brokers: brokers, InputTopic: DefaultTopic, Window: ws, Horizon: horizon, Logger: log})
+	top, err := processors.Setup(processors.Config{Brokers: brokers, InputTopic: DefaultTopic, Window: ws, Logger: log})
 	if err != nil {
 		return err
 	}

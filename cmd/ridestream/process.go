@@ -30,13 +30,12 @@ func processorFlags(fs interface {
 	shards := fs.Int("shards", 16, "keys a window's zones are spread over")
 	wparts := fs.Int("window-partitions", 0, "partitions of the windows and finals topics (0: as many as the input)")
 	repl := fs.Int("replication", 1, "replication factor of the topics the pipeline creates")
-	horizon := fs.Duration("finality-horizon", 24*time.Hour, "a partition's first record closes windows at most this far back")
 	batchMax := fs.Int("batch-max", 1000, "input records of one partition that route sends the clock stage in one message")
 	linger := fs.Duration("batch-linger", 20*time.Millisecond, "longest a record waits for its batch (adds at most this to the finals' latency)")
 	lag := fs.Duration("lag-interval", 10*time.Second, "how often each stage's consumer lag is read from Kafka for /metrics")
 	return func() processors.Config {
 		return processors.Config{Prefix: *prefix, Shards: *shards, WindowPartitions: int32(*wparts),
-			Replication: int16(*repl), Horizon: *horizon, BatchMax: *batchMax, BatchLinger: *linger, LagInterval: *lag}
+			Replication: int16(*repl), BatchMax: *batchMax, BatchLinger: *linger, LagInterval: *lag}
 	}
 }
 

@@ -38,6 +38,12 @@ type Config struct {
 	// closing heartbeats release their windows.
 	IdlePartitions int32
 	IdleAfter      float64
+	// LateStartPartitions of the lowest-numbered partitions receive no
+	// rides until LateStartAfter (a fraction of the rides) have been
+	// generated: in a backfill their first record comes days after the
+	// others' first.
+	LateStartPartitions int32
+	LateStartAfter      float64
 	// Heartbeats appends one heartbeat per partition at the end, at
 	// Start+Hours+Lateness+1h, so every window can close.
 	Heartbeats bool
@@ -61,6 +67,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--late %v: must be within [0,1]", c.Late)
 	case c.IdlePartitions < 0 || c.IdlePartitions >= c.Partitions:
 		return fmt.Errorf("--idle-partitions %d: must be below --partitions", c.IdlePartitions)
+	case c.LateStartPartitions < 0 || c.LateStartPartitions+c.IdlePartitions >= c.Partitions:
+		return fmt.Errorf("--late-start-partitions %d: with --idle-partitions must leave a partition receiving rides", c.LateStartPartitions)
 	case c.Malformed < 0 || c.Malformed > 10:
 		return fmt.Errorf("--malformed %v: must be within [0,10]", c.Malformed)
 	}
@@ -115,11 +123,14 @@ func (c Config) All(yield func(Message) bool) {
 	ridesDone, badDone := 0, 0
 	buf := make([]byte, 0, 256)
 	for i := 0; i < total; i++ {
-		active := c.Partitions
+		active, first := c.Partitions, int32(0)
 		if c.IdlePartitions > 0 && float64(ridesDone) >= c.IdleAfter*float64(c.Rides) {
 			active -= c.IdlePartitions
 		}
-		p := int32(rng.IntN(int(active)))
+		if c.LateStartPartitions > 0 && float64(ridesDone) < c.LateStartAfter*float64(c.Rides) {
+			first = c.LateStartPartitions
+		}
+		p := first + int32(rng.IntN(int(active-first)))
 		if badDone < malformed && (every <= 1 || i%every == every-1 || c.Rides-ridesDone == 0) {
 			badDone++
 			// Once every partition has rides, a ride far in the future is bad

@@ -19,17 +19,21 @@ import (
 // delivered before o is marked too.
 type PrefixCommitGroup struct {
 	sarama.ConsumerGroup
+	// OnMark, when set, is told each time a partition's contiguous prefix of
+	// completed messages grows: every message before next is complete.
+	OnMark func(topic string, partition int32, next int64)
 }
 
 // Consume runs handler with sessions and claims that track completion.
 func (g PrefixCommitGroup) Consume(ctx context.Context, topics []string, handler sarama.ConsumerGroupHandler) error {
-	return g.ConsumerGroup.Consume(ctx, topics, &prefixHandler{inner: handler})
+	return g.ConsumerGroup.Consume(ctx, topics, &prefixHandler{inner: handler, onMark: g.OnMark})
 }
 
 type prefixHandler struct {
-	inner sarama.ConsumerGroupHandler
-	mu    sync.Mutex
-	sess  map[sarama.ConsumerGroupSession]*prefixSession
+	inner  sarama.ConsumerGroupHandler
+	onMark func(topic string, partition int32, next int64)
+	mu     sync.Mutex
+	sess   map[sarama.ConsumerGroupSession]*prefixSession
 }
 
 func (h *prefixHandler) wrap(s sarama.ConsumerGroupSession) *prefixSession {
@@ -40,7 +44,7 @@ func (h *prefixHandler) wrap(s sarama.ConsumerGroupSession) *prefixSession {
 	}
 	ps, ok := h.sess[s]
 	if !ok {
-		ps = &prefixSession{ConsumerGroupSession: s, parts: map[topicPartition]*tracker{}}
+		ps = &prefixSession{ConsumerGroupSession: s, parts: map[topicPartition]*tracker{}, onMark: h.onMark}
 		h.sess[s] = ps
 	}
 	return ps
@@ -98,8 +102,9 @@ type topicPartition struct {
 
 type prefixSession struct {
 	sarama.ConsumerGroupSession
-	mu    sync.Mutex
-	parts map[topicPartition]*tracker
+	mu     sync.Mutex
+	parts  map[topicPartition]*tracker
+	onMark func(topic string, partition int32, next int64)
 }
 
 func (s *prefixSession) tracker(topic string, partition int32) *tracker {
@@ -119,6 +124,9 @@ func (s *prefixSession) tracker(topic string, partition int32) *tracker {
 func (s *prefixSession) MarkOffset(topic string, partition int32, offset int64, metadata string) {
 	if next, ok := s.tracker(topic, partition).complete(offset - 1); ok {
 		s.ConsumerGroupSession.MarkOffset(topic, partition, next, metadata)
+		if s.onMark != nil {
+			s.onMark(topic, partition, next)
+		}
 	}
 }
 

@@ -89,6 +89,20 @@ func (r Result) ClosingOffset(p int32, at int64) int64 {
 	return int64(o)
 }
 
+// ClosedAt returns, per partition, the offset of the record at which the
+// window starting at start closed on it (its stream time reached the
+// window's end + L), or nil when some partition never closed it.
+func (r Result) ClosedAt(rule Rule, start int64) []int64 {
+	at := r.Calendar.End(start) + rule.Lateness.Milliseconds()
+	out := make([]int64, len(r.StreamTimes))
+	for p := range r.StreamTimes {
+		if out[p] = r.ClosingOffset(int32(p), at); out[p] < 0 {
+			return nil
+		}
+	}
+	return out
+}
+
 // Run applies the rule to partitions; partitions[p][o] is the value at
 // offset o of partition p.
 func Run(rule Rule, partitions [][][]byte) Result {

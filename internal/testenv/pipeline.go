@@ -15,9 +15,6 @@ import (
 	"github.com/ridestream/ridestream/internal/window"
 )
 
-// Horizon is the finality horizon the pipelines run with.
-const Horizon = 24 * time.Hour
-
 // Pipeline is one end-to-end run under test: an input topic, a database,
 // a processor prefix, and the reference model's answer for the input.
 type Pipeline struct {
@@ -126,7 +123,7 @@ func (p *Pipeline) RuleArgs() []string {
 // ProcessArgs runs the processors of p as instance.
 func (p *Pipeline) ProcessArgs(instance string) []string {
 	return append([]string{"process", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--prefix", p.Prefix,
-		"--instance-id", instance, "--session-timeout", "6s", "--finality-horizon", Horizon.String()}, p.RuleArgs()...)
+		"--instance-id", instance, "--session-timeout", "6s"}, p.RuleArgs()...)
 }
 
 // SinkArgs runs the sink of p.

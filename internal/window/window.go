@@ -1,7 +1,8 @@
-// Package window holds the event-time rule of SPEC §3: window assignment,
-// partition stream time, allowed lateness and future-skew rejection. It has no
-// Kafka or database imports and takes every time as an argument, so it is the
-// reference model that processors, the sink and the tests share.
+// Package window holds the event-time rule of the contract (docs/contract.md):
+// window assignment, partition stream time, allowed lateness and future-skew
+// rejection. It has no Kafka or database imports and takes every time as an
+// argument; the processors and the sink share it, and the tests check it
+// against internal/model, which shares no code with it.
 //
 // All times are epoch milliseconds in UTC.
 package window
@@ -190,10 +191,9 @@ func (d Decision) LateByMs(s Spec) int64 {
 	return d.STBefore - (d.WindowEnd + s.Lateness.Milliseconds())
 }
 
-// Observe applies one valid record with event time t to the clock and decides
-// it: a ride counts iff ST before it is < end + L; a record more than
-// MaxFutureSkew ahead of ST is rejected and leaves the clock unchanged.
-// Heartbeats use the same call and ignore the window fields.
+// Observe applies one valid ride with event time t to the clock and decides
+// it: it counts iff ST before it is < end + L; a ride more than MaxFutureSkew
+// ahead of ST is rejected and leaves the clock unchanged.
 func (s Spec) Observe(c *Clock, t int64) Decision {
 	start := s.Start(t)
 	d := Decision{WindowStart: start, WindowEnd: s.End(start), STBefore: c.ST, HadStreamTime: c.Valid}
@@ -206,31 +206,22 @@ func (s Spec) Observe(c *Clock, t int64) Decision {
 	} else {
 		d.Verdict = OnTime
 	}
+	c.Advance(t)
+	return d
+}
+
+// Advance applies a heartbeat (or any record that only moves time) at t:
+// the stream time becomes max(ST, t). Heartbeats are control records, not
+// subject to MaxFutureSkew; one behind the stream time changes nothing.
+func (c *Clock) Advance(t int64) {
 	if !c.Valid || t > c.ST {
 		c.ST = t
 		c.Valid = true
 	}
-	return d
 }
 
-// Closes returns the starts [from, to) of the windows that close for a
-// partition when its clock moves from before to after: a window closes once
-// ST ≥ end + L, i.e. every window starting before Start(ST - L) is closed.
-// A partition's first record would close every earlier window; only windows
-// starting at or after Start(ST - L - horizon) are reported for it.
-func (s Spec) Closes(before, after Clock, horizon time.Duration) (from, to int64) {
-	if !after.Valid {
-		return 0, 0
-	}
-	l := s.Lateness.Milliseconds()
-	to = s.Start(after.ST - l)
-	if before.Valid {
-		from = s.Start(before.ST - l)
-	} else {
-		from = s.Start(after.ST - l - horizon.Milliseconds())
-	}
-	if from >= to {
-		return 0, 0
-	}
-	return from, to
+// Closed reports whether the window starting at start is closed for a
+// partition with clock c: its stream time has reached the window's end + L.
+func (s Spec) Closed(c Clock, start int64) bool {
+	return c.Valid && c.ST >= s.End(start)+s.Lateness.Milliseconds()
 }
