@@ -817,61 +817,48 @@ func keys(m map[string]string) []string {
 	return out
 }
 
+// pipelineSettings are the environment twins of the settings recorded in a
+// pipeline's record: process sets them; sink and views read the record.
+var pipelineSettings = []string{"RIDESTREAM_TOPIC", "RIDESTREAM_WINDOW", "RIDESTREAM_ALLOWED_LATENESS", "RIDESTREAM_MAX_FUTURE_SKEW",
+	"RIDESTREAM_TIME_ZONE", "RIDESTREAM_SHARDS", "RIDESTREAM_WINDOW_PARTITIONS"}
+
 func TestPipelineSettingsAgree(t *testing.T) {
 	cf := loadCompose(t)
-	proc, sink := cf.Services["process"], cf.Services["sink"]
-	// One input topic for everyone.
-	var topic string
-	for name, s := range ridestreamServices(cf) {
-		v, ok := env(t, s, "RIDESTREAM_TOPIC")
-		if !ok {
-			t.Errorf("%s: set RIDESTREAM_TOPIC explicitly so all services agree", name)
-			continue
-		}
-		if topic == "" {
-			topic = v
-		} else if v != topic {
-			t.Errorf("%s: RIDESTREAM_TOPIC = %q, others use %q", name, v, topic)
-		}
-	}
-	// The sink lands the finals topic the processors write: <prefix>-finals.
+	proc := cf.Services["process"]
+	// process, sink and views name the same pipeline, explicitly.
 	prefix, ok := env(t, proc, "RIDESTREAM_PREFIX")
 	if !ok {
-		prefix = "ridestream"
+		t.Fatal("process: set RIDESTREAM_PREFIX explicitly so sink and views name the same pipeline")
 	}
-	finals, ok := env(t, sink, "RIDESTREAM_FINALS_TOPIC")
+	for _, name := range []string{"sink", "views"} {
+		s, ok := cf.Services[name]
+		if !ok {
+			t.Fatalf("no %s service", name)
+		}
+		if v, ok := env(t, s, "RIDESTREAM_PREFIX"); !ok || v != prefix {
+			t.Errorf("%s: RIDESTREAM_PREFIX = %q (set %v), process has %q", name, v, ok, prefix)
+		}
+		// The record carries the pipeline's settings: setting one here too
+		// can only disagree with it some day.
+		for _, k := range pipelineSettings {
+			if _, ok := env(t, s, k); ok {
+				t.Errorf("%s sets %s: %s takes it from the pipeline's record; set it on process only", name, k, name)
+			}
+		}
+	}
+	// generate and heartbeat write into process's input topic.
+	topic, ok := env(t, proc, "RIDESTREAM_TOPIC")
 	if !ok {
-		finals = "ridestream-finals"
+		t.Fatal("process: set RIDESTREAM_TOPIC explicitly so generate and heartbeat write into it")
 	}
-	if finals != prefix+"-finals" {
-		t.Errorf("sink lands %q but process (prefix %q) writes %q", finals, prefix, prefix+"-finals")
-	}
-	// The event-time rule must be the same in process and sink.
-	for _, k := range []string{"RIDESTREAM_WINDOW", "RIDESTREAM_ALLOWED_LATENESS", "RIDESTREAM_MAX_FUTURE_SKEW", "RIDESTREAM_TIME_ZONE"} {
-		if proc.Environment[k] != sink.Environment[k] {
-			t.Errorf("%s: process has %q, sink %q; the window rule must agree", k, proc.Environment[k], sink.Environment[k])
+	for _, name := range []string{"generate", "heartbeat"} {
+		if v, ok := env(t, cf.Services[name], "RIDESTREAM_TOPIC"); !ok || v != topic {
+			t.Errorf("%s: RIDESTREAM_TOPIC = %q (set %v), process reads %q", name, v, ok, topic)
 		}
 	}
 	// Static membership ids are per service.
-	if a, b := proc.Environment["RIDESTREAM_INSTANCE_ID"], sink.Environment["RIDESTREAM_INSTANCE_ID"]; a != "" && a == b {
+	if a, b := proc.Environment["RIDESTREAM_INSTANCE_ID"], cf.Services["sink"].Environment["RIDESTREAM_INSTANCE_ID"]; a != "" && a == b {
 		t.Errorf("process and sink share RIDESTREAM_INSTANCE_ID %q", a)
-	}
-	// views reads process's windows table: the same pipeline (prefix) and
-	// shard count. Both set explicitly, so neither relies on the other's
-	// default.
-	views, ok := cf.Services["views"]
-	if !ok {
-		t.Fatal("no views service")
-	}
-	for _, k := range []string{"RIDESTREAM_PREFIX", "RIDESTREAM_SHARDS"} {
-		p, pok := env(t, proc, k)
-		v, vok := env(t, views, k)
-		switch {
-		case !pok || !vok:
-			t.Errorf("%s: set it in both process and views so they agree (process: %v, views: %v)", k, pok, vok)
-		case p != v:
-			t.Errorf("%s: process has %q, views %q; views must read process's pipeline", k, p, v)
-		}
 	}
 }
 

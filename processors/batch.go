@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"sync"
 	"time"
 
@@ -9,17 +10,17 @@ import (
 )
 
 // batcher collects route's decoded input records per source partition and
-// sends them to the clock stage as one ClockBatch when BatchMax records are
+// sends them to the clock stage as one pipeline.ClockBatch when BatchMax records are
 // waiting or BatchLinger has passed. Each record's input offset is committed
 // only once its batch is written (goka's DeferCommit), so a crash loses no
 // record: route reads it again, and the clock skips what it applied before.
 //
-// The chain (ClockBatch.Prev) belongs to a partition's session, the goka
+// The chain (pipeline.ClockBatch.Prev) belongs to a partition's session, the goka
 // partition processor that consumed the records: a batch of a session that
 // ended keeps its own predecessor, so it cannot hide a write lost before it.
 type batcher struct {
 	max  int
-	emit func(key string, b ClockBatch) (*goka.Promise, error)
+	emit func(key string, b pipeline.ClockBatch) (*goka.Promise, error)
 	keys []string
 
 	mu    sync.Mutex
@@ -28,17 +29,17 @@ type batcher struct {
 
 type pending struct {
 	session context.Context
-	items   []ClockIn
+	items   []pipeline.ClockIn
 	commits []func(error)
-	sent    int64 // last offset sent in this session, or NoPrev
+	sent    int64 // last offset sent in this session, or pipeline.NoPrev
 }
 
-func newBatcher(max int, keys []string, emit func(string, ClockBatch) (*goka.Promise, error)) *batcher {
+func newBatcher(max int, keys []string, emit func(string, pipeline.ClockBatch) (*goka.Promise, error)) *batcher {
 	return &batcher{max: max, emit: emit, keys: keys, parts: map[int32]*pending{}}
 }
 
 // add queues in, consumed in ctx; goka calls it from the partition's goroutine.
-func (b *batcher) add(ctx goka.Context, in ClockIn) {
+func (b *batcher) add(ctx goka.Context, in pipeline.ClockIn) {
 	commit := ctx.DeferCommit()
 	p := ctx.Partition()
 	b.mu.Lock()
@@ -48,7 +49,7 @@ func (b *batcher) add(ctx goka.Context, in ClockIn) {
 		if cur != nil {
 			b.flush(p, cur)
 		}
-		cur = &pending{session: ctx.Context(), sent: NoPrev}
+		cur = &pending{session: ctx.Context(), sent: pipeline.NoPrev}
 		b.parts[p] = cur
 	}
 	cur.items = append(cur.items, in)
@@ -63,10 +64,10 @@ func (b *batcher) flush(p int32, cur *pending) {
 	if len(cur.items) == 0 {
 		return
 	}
-	batch := ClockBatch{Prev: cur.sent, Items: cur.items}
+	batch := pipeline.ClockBatch{Prev: cur.sent, Items: cur.items}
 	commits := cur.commits
 	cur.sent = batch.Last()
-	cur.items, cur.commits = make([]ClockIn, 0, len(batch.Items)), make([]func(error), 0, len(commits))
+	cur.items, cur.commits = make([]pipeline.ClockIn, 0, len(batch.Items)), make([]func(error), 0, len(commits))
 	metricBatches.Inc()
 	done := func(err error) {
 		for _, c := range commits {

@@ -1,15 +1,16 @@
 package processors
 
 import (
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"sync"
 )
 
 // Chain remembers, for one source partition in one route session, the last
 // message sent to each window key, so each message can name its predecessor
-// (WindowMsg.Prev) and the window stage can skip a message that follows a
+// (pipeline.WindowMsg.Prev) and the window stage can skip a message that follows a
 // lost write (docs/design.md, "Lost writes").
 //
-// A message without predecessor (NoPrev) is only safe where it cannot
+// A message without predecessor (pipeline.NoPrev) is only safe where it cannot
 // overtake a lost message to the same key: at the key's first message of a
 // session (route's restart re-sends from at or before any lost write), or
 // once every earlier message to the key is known written. So entries are
@@ -34,7 +35,7 @@ func (c *Chain) next(key string, o, output int64) int64 {
 	prev, ok := c.last[key]
 	c.last[key] = sent{offset: o, output: output}
 	if !ok {
-		return NoPrev
+		return pipeline.NoPrev
 	}
 	return prev.offset
 }

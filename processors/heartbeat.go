@@ -2,19 +2,12 @@ package processors
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/IBM/sarama"
 
 	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/pipeline"
 )
-
-// HeartbeatValue is the documented heartbeat record: {"heartbeat": <epoch ms>}.
-// It advances its partition's stream time without being a ride, and it lives
-// in the log, so replays see it too.
-func HeartbeatValue(ms int64) []byte {
-	return []byte(`{"heartbeat":` + strconv.FormatInt(ms, 10) + `}`)
-}
 
 // WriteHeartbeats writes one heartbeat at ms into each partition of topic.
 func WriteHeartbeats(brokers []string, topic string, partitions []int32, ms int64) (int, error) {
@@ -46,7 +39,7 @@ func newHeartbeatWriter(brokers []string) (*heartbeatWriter, error) {
 func (w *heartbeatWriter) Write(topic string, partitions []int32, ms int64) error {
 	msgs := make([]*sarama.ProducerMessage, len(partitions))
 	for i, part := range partitions {
-		msgs[i] = &sarama.ProducerMessage{Topic: topic, Partition: part, Value: sarama.ByteEncoder(HeartbeatValue(ms))}
+		msgs[i] = &sarama.ProducerMessage{Topic: topic, Partition: part, Value: sarama.ByteEncoder(pipeline.Heartbeat(ms))}
 	}
 	if err := w.p.SendMessages(msgs); err != nil {
 		return fmt.Errorf("write heartbeats to %s: %w", topic, err)

@@ -3,6 +3,7 @@ package processors
 import (
 	"context"
 	"fmt"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"sync"
 	"time"
 
@@ -49,7 +50,7 @@ func (o *ownership) has(p int32) bool {
 // The decision lands in the input log, so a replay reproduces it; no window
 // ever closes on the wall clock alone.
 func (t *Topology) runIdleHeartbeats(ctx context.Context, idle time.Duration) error {
-	view, err := goka.NewView(t.Brokers, goka.Table(t.ClockTable), ClockStateCodec{}, ViewOptions(t.Prefix+"-idle")...)
+	view, err := goka.NewView(t.Brokers, goka.Table(t.ClockTable), pipeline.ClockStateCodec{}, ViewOptions(t.Prefix+"-idle")...)
 	if err != nil {
 		return fmt.Errorf("open view of %s: %w", t.ClockTable, err)
 	}
@@ -89,7 +90,7 @@ func (t *Topology) runIdleHeartbeats(ctx context.Context, idle time.Duration) er
 			if err != nil {
 				return fmt.Errorf("clock view: %w", err)
 			}
-			if st, ok := v.(*ClockState); ok && st != nil {
+			if st, ok := v.(*pipeline.ClockState); ok && st != nil {
 				clocks[p].See(st, now)
 			}
 		}
@@ -127,7 +128,7 @@ type IdleClock struct {
 }
 
 // See updates c from the partition's clock state seen at now.
-func (c *IdleClock) See(st *ClockState, now time.Time) {
+func (c *IdleClock) See(st *pipeline.ClockState, now time.Time) {
 	if st.Valid && (!c.Valid || st.ST != c.ST) {
 		c.MovedAt = now
 	}

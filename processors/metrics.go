@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,4 +97,4 @@ func (t *Topology) logProgress(ctx context.Context, every time.Duration) {
 	}
 }
 
-var outKinds = map[uint8]string{OutOnTime: "on_time", OutLate: "late", OutRejected: "rejected", OutHeartbeat: "heartbeat", OutClose: "close"}
+var outKinds = map[uint8]string{pipeline.OutOnTime: "on_time", pipeline.OutLate: "late", pipeline.OutRejected: "rejected", pipeline.OutHeartbeat: "heartbeat", pipeline.OutClose: "close"}

@@ -18,7 +18,6 @@ import (
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/testenv"
-	"github.com/ridestream/ridestream/processors"
 	"github.com/ridestream/ridestream/views"
 )
 
@@ -37,10 +36,7 @@ func workload(seed uint64) generate.Config {
 // murmur2 hasher the view must find every shard key the processors wrote.
 func verifyView(t *testing.T, p *testenv.Pipeline) {
 	t.Helper()
-	top, err := processors.Setup(processors.Config{Brokers: p.Env.Brokers, InputTopic: p.Topic, Prefix: p.Prefix, Window: p.WindowSpec()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	top := p.Topology(t)
 	v, err := views.NewWindows(top)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +157,7 @@ func TestFinalsMatchModel(t *testing.T) {
 	if err := snk.Stop(30 * time.Second); err != nil {
 		t.Fatalf("sink did not stop on SIGTERM: %v", err)
 	}
-	reset := testenv.StartProc(t, "reset.log", "reset", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic,
+	reset := testenv.StartProc(t, "reset.log", "reset", "--brokers", strings.Join(p.Env.Brokers, ","),
 		"--prefix", p.Prefix, "--postgres", "finals", "--database-url", p.DBURL)
 	if err := reset.Wait(); err != nil {
 		t.Fatalf("reset: %v\n%s", err, reset.Tail(3000))
@@ -414,9 +410,7 @@ func checkPageDuringRun(t *testing.T, p *testenv.Pipeline) {
 			t.Fatal("no final window within a minute of the start")
 		}
 	}
-	top := &processors.Topology{Config: processors.Config{Brokers: p.Env.Brokers, InputTopic: p.Topic, Prefix: p.Prefix, Shards: 16},
-		Names: processors.NamesFor(p.Topic, p.Prefix)}
-	v, err := views.NewWindows(top)
+	v, err := views.NewWindows(p.Topology(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/pipeline"
 )
 
 // ResetPlan is what a reset deletes.
@@ -17,15 +18,15 @@ type ResetPlan struct {
 	Topics []string
 }
 
-// Plan lists the pipeline's consumer groups and topics that exist now. The
-// input topic is never part of it.
-func Plan(admin sarama.ClusterAdmin, n Names) (ResetPlan, error) {
+// Plan lists the pipeline's consumer groups and topics that exist now, its
+// record topic included. The input topic is never part of it.
+func Plan(admin sarama.ClusterAdmin, n pipeline.Names) (ResetPlan, error) {
 	var plan ResetPlan
 	topics, err := admin.ListTopics()
 	if err != nil {
 		return plan, fmt.Errorf("list topics: %w", err)
 	}
-	for _, t := range []string{n.Clock, n.ClockTable, n.Windows, n.WindowsTable, n.Finals, n.Late, n.Rejected} {
+	for _, t := range append(n.Topics(), n.Pipeline) {
 		if _, ok := topics[t]; ok {
 			plan.Topics = append(plan.Topics, t)
 		}
@@ -34,7 +35,7 @@ func Plan(admin sarama.ClusterAdmin, n Names) (ResetPlan, error) {
 	if err != nil {
 		return plan, fmt.Errorf("list consumer groups: %w", err)
 	}
-	for _, g := range []string{n.RouteGroup, n.ClockGroup, n.WindowsGroup} {
+	for _, g := range n.ProcessorGroups() {
 		if _, ok := groups[g]; ok {
 			plan.Groups = append(plan.Groups, g)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"log/slog"
 	"slices"
 	"strings"
@@ -37,6 +38,7 @@ func Run(ctx context.Context, t *Topology, stages []string) error {
 	for _, s := range stages {
 		g.Go(func() error { return t.runStage(ctx, s, graphs[s]) })
 	}
+	g.Go(func() error { return t.guard.Wait(ctx) })
 	g.Go(func() error { t.logProgress(ctx, 10*time.Second); return nil })
 	g.Go(func() error { t.exportLag(ctx, stages, t.LagInterval); return nil })
 	if t.IdleHeartbeat > 0 && slices.Contains(stages, StageClock) {
@@ -92,14 +94,14 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 // finish flushes what is left and closes the emitter; call it after the
 // processor stopped.
 func (t *Topology) startBatcher() (finish func(), err error) {
-	em, err := goka.NewEmitter(t.Brokers, goka.Stream(t.Clock), clockMsgCodec{},
+	em, err := goka.NewEmitter(t.Brokers, goka.Stream(t.Clock), pipeline.ClockMsgCodec{},
 		goka.WithEmitterClientID(t.Prefix+"-route-batches"),
 		goka.WithEmitterHasher(kafka.KafkaHasher),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(t.saramaConfig(t.Prefix+"-route-batches"))))
 	if err != nil {
 		return nil, fmt.Errorf("clock batch emitter: %w", err)
 	}
-	b := newBatcher(t.BatchMax, t.ClockKeys, func(key string, m ClockBatch) (*goka.Promise, error) { return em.Emit(key, m) })
+	b := newBatcher(t.BatchMax, t.ClockKeys, func(key string, m pipeline.ClockBatch) (*goka.Promise, error) { return em.Emit(key, m) })
 	t.batch.Store(b)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -136,14 +138,15 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg(), tmc)),
 		goka.WithConsumerGroupBuilder(func(brokers []string, group, _ string) (sarama.ConsumerGroup, error) {
 			c := cfg()
+			c.Consumer.Return.Errors = true // goka logs them; the instance guard watches for fencing
 			if t.InstanceID != "" {
-				c.Consumer.Group.InstanceId = t.InstanceID + "-" + stage
+				c.Consumer.Group.InstanceId = t.stageInstance(stage)
 			}
 			cg, err := sarama.NewConsumerGroup(brokers, group, c)
 			if err != nil {
 				return nil, err
 			}
-			pg := kafka.PrefixCommitGroup{ConsumerGroup: cg}
+			pg := kafka.PrefixCommitGroup{ConsumerGroup: kafka.NewGuardedGroup(cg, t.guard)}
 			if stage == StageRoute {
 				pg.OnMark = func(topic string, partition int32, next int64) {
 					if topic == t.ClockTable {
@@ -173,6 +176,15 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 			}
 		}),
 	}
+}
+
+// stageInstance is the static membership id of a stage's group member.
+func (t *Topology) stageInstance(stage string) string { return t.InstanceID + "-" + stage }
+
+// stageGroup is the consumer group of a stage.
+func (t *Topology) stageGroup(stage string) string {
+	group, _ := t.stageInputs(stage)
+	return group
 }
 
 func (t *Topology) saramaConfig(clientID string) *sarama.Config {

@@ -2,6 +2,7 @@ package processors
 
 import (
 	"fmt"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -40,26 +41,26 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 	t.Helper()
 	n := len(parts)
 	// Route's input side, precomputed: what it writes to each clock.
-	batches := make([][]ClockBatch, n)
+	batches := make([][]pipeline.ClockBatch, n)
 	lastItem := make([]int64, n)
 	for p, values := range parts {
-		var items []ClockIn
+		var items []pipeline.ClockIn
 		for o, v := range values {
 			rec, err := ride.Decode(v)
 			if err != nil {
 				continue
 			}
-			in := ClockIn{Offset: int64(o), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
+			in := pipeline.ClockIn{Offset: int64(o), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
 			if !in.Heartbeat {
 				in.Ride = amountsOf(rec.Ride)
 			}
 			items = append(items, in)
 		}
 		lastItem[p] = items[len(items)-1].Offset
-		batch := func(i int, prev int64) ClockBatch {
-			return ClockBatch{Prev: prev, Items: items[i:min(i+1+rng.IntN(8), len(items))]}
+		batch := func(i int, prev int64) pipeline.ClockBatch {
+			return pipeline.ClockBatch{Prev: prev, Items: items[i:min(i+1+rng.IntN(8), len(items))]}
 		}
-		for i, prev := 0, int64(NoPrev); i < len(items); {
+		for i, prev := 0, int64(pipeline.NoPrev); i < len(items); {
 			b := batch(i, prev)
 			switch rng.IntN(40) {
 			case 0: // b is lost; later batches of the session may still arrive
@@ -70,10 +71,10 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 					batches[p] = append(batches[p], nb)
 					j, after = j+len(nb.Items), nb.Last()
 				}
-				i, prev = max(0, i-rng.IntN(5)), NoPrev // restart at or before b
+				i, prev = max(0, i-rng.IntN(5)), pipeline.NoPrev // restart at or before b
 			case 1: // a crash after b: restart at or before its end
 				batches[p] = append(batches[p], b)
-				i, prev = max(0, i+len(b.Items)-rng.IntN(12)), NoPrev
+				i, prev = max(0, i+len(b.Items)-rng.IntN(12)), pipeline.NoPrev
 			default:
 				batches[p] = append(batches[p], b)
 				i, prev = i+len(b.Items), b.Last()
@@ -82,10 +83,10 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 	}
 
 	type clockActor struct {
-		st      ClockState
+		st      pipeline.ClockState
 		sent    int   // batches of route's input side delivered
 		subs    []any // subscriptions and batches waiting, in arrival order
-		outputs []ClockState
+		outputs []pipeline.ClockState
 		// route's output side for this source
 		cursor    int
 		chain     *Chain
@@ -95,18 +96,18 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 	}
 	clocks := make([]*clockActor, n)
 	for p := range clocks {
-		clocks[p] = &clockActor{st: ClockState{Src: int32(p), LastOffset: -1}, chain: NewChain(), crashIn: -1}
+		clocks[p] = &clockActor{st: pipeline.ClockState{Src: int32(p), LastOffset: -1}, chain: NewChain(), crashIn: -1}
 	}
 	type keyActor struct {
-		st      *WindowState
-		queues  [][]WindowMsg
+		st      *pipeline.WindowState
+		queues  [][]pipeline.WindowMsg
 		pos     []int
 		created [2]int // source and queue index of the message that created it
 	}
 	keys := map[string]*keyActor{}
 	var keyOrder []string
 	finals = map[model.FinalKey]model.FinalRow{}
-	emit := func(st *WindowState, reemit bool) {
+	emit := func(st *pipeline.WindowState, reemit bool) {
 		for _, z := range st.Zones {
 			k := model.FinalKey{WindowStart: st.WindowStart, Zone: z.Zone}
 			row := model.FinalRow{WindowStart: st.WindowStart, WindowEnd: st.WindowEnd, Zone: z.Zone, Trips: z.Trips,
@@ -120,7 +121,7 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 	deliver := func(src int, r Routed) {
 		k := keys[r.Key]
 		if k == nil {
-			k = &keyActor{queues: make([][]WindowMsg, n), pos: make([]int, n)}
+			k = &keyActor{queues: make([][]pipeline.WindowMsg, n), pos: make([]int, n)}
 			keys[r.Key] = k
 			keyOrder = append(keyOrder, r.Key)
 		}
@@ -145,7 +146,7 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 		msg := c.subs[0]
 		c.subs = c.subs[1:]
 		switch m := msg.(type) {
-		case ClockBatch:
+		case pipeline.ClockBatch:
 			if !acceptClock(c.st, m) {
 				if m.Last() > c.st.LastOffset {
 					outOfChain++
@@ -153,7 +154,7 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 				return true
 			}
 			c.st = ClockApply(top.Window, c.st, m)
-		case Subscribe:
+		case pipeline.Subscribe:
 			next, changed := ClockSubscribe(top.Window, c.st, m)
 			if !changed {
 				return true
@@ -239,7 +240,7 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 					k.pos[k.created[0]] = min(k.pos[k.created[0]], k.created[1])
 					continue
 				}
-				clocks[src].subs = append(clocks[src].subs, Subscribe{WindowStart: next.WindowStart})
+				clocks[src].subs = append(clocks[src].subs, pipeline.Subscribe{WindowStart: next.WindowStart})
 			}
 		}
 		switch effect {
@@ -309,25 +310,25 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 // applied offset follows a lost write and must not be applied; a batch
 // without predecessor applies only its records newer than the state.
 func TestClockSkipsOutOfChain(t *testing.T) {
-	st := ClockState{Src: 0, LastOffset: 100}
-	in := func(offsets ...int64) []ClockIn {
-		var r []ClockIn
+	st := pipeline.ClockState{Src: 0, LastOffset: 100}
+	in := func(offsets ...int64) []pipeline.ClockIn {
+		var r []pipeline.ClockIn
 		for _, o := range offsets {
-			r = append(r, ClockIn{Offset: o, Heartbeat: true, EventMs: 1730419200000 + o})
+			r = append(r, pipeline.ClockIn{Offset: o, Heartbeat: true, EventMs: 1730419200000 + o})
 		}
 		return r
 	}
 	for _, c := range []struct {
-		b     ClockBatch
+		b     pipeline.ClockBatch
 		apply []int64
 	}{
-		{ClockBatch{Prev: 100, Items: in(101, 103)}, []int64{101, 103}},
-		{ClockBatch{Prev: 101, Items: in(102)}, nil}, // 101 was lost
-		{ClockBatch{Prev: NoPrev, Items: in(101)}, []int64{101}},
-		{ClockBatch{Prev: NoPrev, Items: in(98, 100, 101, 102)}, []int64{101, 102}}, // re-batched after a restart
-		{ClockBatch{Prev: 99, Items: in(100)}, nil},                                 // a duplicate
-		{ClockBatch{Prev: 99, Items: in(100, 101)}, []int64{101}},                   // re-batched after a restart
-		{ClockBatch{Prev: NoPrev, Items: in(99, 100)}, nil},                         // a duplicate
+		{pipeline.ClockBatch{Prev: 100, Items: in(101, 103)}, []int64{101, 103}},
+		{pipeline.ClockBatch{Prev: 101, Items: in(102)}, nil}, // 101 was lost
+		{pipeline.ClockBatch{Prev: pipeline.NoPrev, Items: in(101)}, []int64{101}},
+		{pipeline.ClockBatch{Prev: pipeline.NoPrev, Items: in(98, 100, 101, 102)}, []int64{101, 102}}, // re-batched after a restart
+		{pipeline.ClockBatch{Prev: 99, Items: in(100)}, nil},                                          // a duplicate
+		{pipeline.ClockBatch{Prev: 99, Items: in(100, 101)}, []int64{101}},                            // re-batched after a restart
+		{pipeline.ClockBatch{Prev: pipeline.NoPrev, Items: in(99, 100)}, nil},                         // a duplicate
 	} {
 		var got []int64
 		if acceptClock(st, c.b) {
@@ -375,7 +376,7 @@ func TestSimulatedTopologyEqualsModel(t *testing.T) {
 					parts[m.Partition] = append(parts[m.Partition], m.Value)
 				}
 				spec := window.Spec{Size: c.rule.Size, Lateness: c.rule.Lateness, MaxFutureSkew: c.rule.MaxFutureSkew, Location: c.rule.Location}
-				top := &Topology{Config: Config{Window: spec, Shards: 4}, Sources: w.Partitions}
+				top := &Topology{Config: Config{Spec: pipeline.Spec{Window: spec, Shards: 4}}, Sources: w.Partitions}
 				want := model.Finals(c.rule, parts, model.Run(c.rule, parts))
 				if len(want) == 0 {
 					t.Fatal("workload produced no final windows")
@@ -438,10 +439,10 @@ func TestModelDependsOnPartitionOrder(t *testing.T) {
 // sequence of its writes, and is not fooled by duplicates or a new session.
 func TestRouteSeesClockGaps(t *testing.T) {
 	spec := window.DefaultSpec()
-	st := ClockState{Src: 0, LastOffset: -1}
-	var states []ClockState
+	st := pipeline.ClockState{Src: 0, LastOffset: -1}
+	var states []pipeline.ClockState
 	for o := int64(0); o < 5; o++ {
-		st = ClockApply(spec, st, ClockBatch{Prev: o - 1, Items: []ClockIn{{Offset: o, EventMs: 1730419200000 + o*1000}}})
+		st = ClockApply(spec, st, pipeline.ClockBatch{Prev: o - 1, Items: []pipeline.ClockIn{{Offset: o, EventMs: 1730419200000 + o*1000}}})
 		states = append(states, st)
 	}
 	gaps := func(seq ...int) int {

@@ -1,9 +1,8 @@
 package processors
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"slices"
 	"strconv"
 	"time"
@@ -27,46 +26,32 @@ var AllStages = []string{StageRoute, StageClock, StageWindows}
 // RouteGraph decodes input and fans clock outputs out.
 func (t *Topology) RouteGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.RouteGroup),
-		goka.Input(goka.Stream(t.Input), rawCodec{}, t.routeInput),
-		goka.Input(goka.Stream(t.ClockTable), ClockStateCodec{}, t.routeClockOutput),
-		goka.Output(goka.Stream(t.Clock), clockMsgCodec{}),
-		goka.Output(goka.Stream(t.Windows), windowMsgCodec{}),
-		goka.Output(goka.Stream(t.Late), rawCodec{}),
-		goka.Output(goka.Stream(t.Rejected), rawCodec{}),
+		goka.Input(goka.Stream(t.Input), pipeline.RawCodec{}, t.routeInput),
+		goka.Input(goka.Stream(t.ClockTable), pipeline.ClockStateCodec{}, t.routeClockOutput),
+		goka.Output(goka.Stream(t.Clock), pipeline.ClockMsgCodec{}),
+		goka.Output(goka.Stream(t.Windows), pipeline.WindowMsgCodec{}),
+		goka.Output(goka.Stream(t.Late), pipeline.RawCodec{}),
+		goka.Output(goka.Stream(t.Rejected), pipeline.RawCodec{}),
 	)
 }
 
 // ClockGraph keeps each source partition's stream time.
 func (t *Topology) ClockGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.ClockGroup),
-		goka.Input(goka.Stream(t.Clock), clockMsgCodec{}, t.clock),
-		goka.Persist(ClockStateCodec{}),
+		goka.Input(goka.Stream(t.Clock), pipeline.ClockMsgCodec{}, t.clock),
+		goka.Persist(pipeline.ClockStateCodec{}),
 	)
 }
 
 // WindowsGraph sums window shards and emits finals.
 func (t *Topology) WindowsGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.WindowsGroup),
-		goka.Input(goka.Stream(t.Windows), windowMsgCodec{}, t.windows),
-		goka.Persist(WindowStateCodec{}),
-		goka.Output(goka.Stream(t.Finals), rawCodec{}),
-		goka.Output(goka.Stream(t.Clock), clockMsgCodec{}), // subscriptions
+		goka.Input(goka.Stream(t.Windows), pipeline.WindowMsgCodec{}, t.windows),
+		goka.Persist(pipeline.WindowStateCodec{}),
+		goka.Output(goka.Stream(t.Finals), pipeline.RawCodec{}),
+		goka.Output(goka.Stream(t.Clock), pipeline.ClockMsgCodec{}), // subscriptions
 	)
 }
-
-// Rejected is a record of the rejected topic. Raw holds at most
-// MaxRejectedRaw bytes of the message (the rejected_input table has all of it).
-type Rejected struct {
-	Partition    int32  `json:"partition"`
-	Offset       int64  `json:"offset"`
-	Error        string `json:"error"`
-	Raw          string `json:"raw_base64,omitempty"`
-	RawTruncated bool   `json:"raw_truncated,omitempty"`
-}
-
-// MaxRejectedRaw bounds the raw bytes copied into the rejected topic, so a
-// huge poison message cannot make its own rejection too large to write.
-const MaxRejectedRaw = 64 << 10
 
 // routeInput: decode; add to the partition's next clock batch or reject.
 func (t *Topology) routeInput(ctx goka.Context, msg any) {
@@ -76,24 +61,18 @@ func (t *Topology) routeInput(ctx goka.Context, msg any) {
 	rec, err := ride.Decode(value)
 	if err != nil {
 		countRejected.Inc()
-		raw := value
-		if len(raw) > MaxRejectedRaw {
-			raw = raw[:MaxRejectedRaw]
-		}
-		out, _ := json.Marshal(Rejected{Partition: p, Offset: ctx.Offset(), Error: err.Error(),
-			Raw: base64.StdEncoding.EncodeToString(raw), RawTruncated: len(raw) < len(value)})
-		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[p], out)
+		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[p], pipeline.NewRejected(p, ctx.Offset(), value, err.Error()).Encode())
 		return
 	}
-	in := ClockIn{Offset: ctx.Offset(), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
+	in := pipeline.ClockIn{Offset: ctx.Offset(), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
 	if !in.Heartbeat {
 		in.Ride = amountsOf(rec.Ride)
 	}
 	t.batch.Load().add(ctx, in)
 }
 
-func amountsOf(r ride.Ride) Amounts {
-	a := Amounts{Zone: r.PULocationID, Cents: r.TotalCents}
+func amountsOf(r ride.Ride) pipeline.Amounts {
+	a := pipeline.Amounts{Zone: r.PULocationID, Cents: r.TotalCents}
 	if r.Has&ride.HasDistance != 0 {
 		a.DistCenti = r.DistanceCenti
 	}
@@ -110,19 +89,19 @@ func amountsOf(r ride.Ride) Amounts {
 // key's subscription (docs/contract.md, "Stream time and lateness").
 func (t *Topology) clock(ctx goka.Context, msg any) {
 	t.counted(countClock)
-	var st ClockState
+	var st pipeline.ClockState
 	if v := ctx.Value(); v != nil {
-		st = *v.(*ClockState)
+		st = *v.(*pipeline.ClockState)
 	} else {
 		p, ok := t.keyIndex[ctx.Key()]
 		if !ok {
 			ctx.Fail(fmt.Errorf("clock: unknown key %q", ctx.Key()))
 		}
-		st = ClockState{Src: p, LastOffset: -1}
+		st = pipeline.ClockState{Src: p, LastOffset: -1}
 	}
-	var next ClockState
+	var next pipeline.ClockState
 	switch m := msg.(type) {
-	case Subscribe:
+	case pipeline.Subscribe:
 		var changed bool
 		if next, changed = ClockSubscribe(t.Window, st, m); !changed {
 			return
@@ -130,7 +109,7 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 		if len(next.Outs) == 0 {
 			countSubscriptions.Inc()
 		}
-	case ClockBatch:
+	case pipeline.ClockBatch:
 		if !acceptClock(st, m) {
 			if m.Last() > st.LastOffset {
 				metricOutOfChain.WithLabelValues(StageClock).Inc()
@@ -158,17 +137,17 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 // A batch holds every decodable record in (Prev, Last], so it continues the
 // applied records when Prev ≤ LastOffset; Prev < LastOffset happens when
 // route's restart re-batched records the clock had applied.
-func acceptClock(st ClockState, b ClockBatch) bool {
-	return b.Last() > st.LastOffset && (b.Prev == NoPrev || b.Prev <= st.LastOffset)
+func acceptClock(st pipeline.ClockState, b pipeline.ClockBatch) bool {
+	return b.Last() > st.LastOffset && (b.Prev == pipeline.NoPrev || b.Prev <= st.LastOffset)
 }
 
 // ClockApply is the clock's pure transition for an accepted batch: the state
 // after applying its records that are newer than st, with their outputs
 // recorded in it. (A batch without a predecessor may repeat records applied
 // before route's restart; they are skipped, not re-derived.)
-func ClockApply(spec window.Spec, st ClockState, b ClockBatch) ClockState {
-	next := st.successor()
-	next.Outs = make([]ClockOut, 0, len(b.Items))
+func ClockApply(spec window.Spec, st pipeline.ClockState, b pipeline.ClockBatch) pipeline.ClockState {
+	next := successor(st)
+	next.Outs = make([]pipeline.ClockOut, 0, len(b.Items))
 	for _, in := range b.Items {
 		if in.Offset > next.LastOffset {
 			next.Outs = append(next.Outs, clockStep(spec, &next, in))
@@ -177,30 +156,30 @@ func ClockApply(spec window.Spec, st ClockState, b ClockBatch) ClockState {
 	return next
 }
 
-// MaxRecent bounds ClockState.Recent.
+// MaxRecent bounds pipeline.ClockState.Recent.
 const MaxRecent = 32
 
 // ClockSubscribe is the clock's pure transition for a window key's
 // subscription: when the source has closed the window already, its output
 // closes the window now (unless it closed it recently); otherwise the window
 // joins Pending (once). changed is false when nothing is to be written.
-func ClockSubscribe(spec window.Spec, st ClockState, m Subscribe) (next ClockState, changed bool) {
+func ClockSubscribe(spec window.Spec, st pipeline.ClockState, m pipeline.Subscribe) (next pipeline.ClockState, changed bool) {
 	w := m.WindowStart
 	if !spec.Closed(window.Clock{ST: st.ST, Valid: st.Valid}, w) {
 		i, found := slices.BinarySearch(st.Pending, w)
 		if found {
 			return st, false
 		}
-		next = st.successor()
+		next = successor(st)
 		next.Pending = slices.Insert(slices.Clone(st.Pending), i, w)
 		return next, true
 	}
 	if _, found := slices.BinarySearch(st.Recent, w); found {
 		return st, false
 	}
-	next = st.successor()
+	next = successor(st)
 	next.Recent = addRecent(st.Recent, w)
-	next.Outs = []ClockOut{{Offset: st.LastOffset, Out: OutClose, Closes: []int64{w}}}
+	next.Outs = []pipeline.ClockOut{{Offset: st.LastOffset, Out: pipeline.OutClose, Closes: []int64{w}}}
 	return next, true
 }
 
@@ -221,29 +200,29 @@ func addRecent(recent []int64, ws ...int64) []int64 {
 
 // successor is the state to write next: the same clock, the next sequence
 // number, no outputs yet.
-func (st ClockState) successor() ClockState {
-	return ClockState{Src: st.Src, LastOffset: st.LastOffset, Seq: st.Seq + 1, ST: st.ST, Valid: st.Valid,
+func successor(st pipeline.ClockState) pipeline.ClockState {
+	return pipeline.ClockState{Src: st.Src, LastOffset: st.LastOffset, Seq: st.Seq + 1, ST: st.ST, Valid: st.Valid,
 		Pending: st.Pending, Recent: st.Recent}
 }
 
 // clockStep applies one record to st and returns its output: its verdict and
 // the pending windows its stream time closes.
-func clockStep(spec window.Spec, st *ClockState, in ClockIn) ClockOut {
+func clockStep(spec window.Spec, st *pipeline.ClockState, in pipeline.ClockIn) pipeline.ClockOut {
 	clock := window.Clock{ST: st.ST, Valid: st.Valid}
-	o := ClockOut{Offset: in.Offset, EventMs: in.EventMs, Ride: in.Ride, STBefore: st.ST}
+	o := pipeline.ClockOut{Offset: in.Offset, EventMs: in.EventMs, Ride: in.Ride, STBefore: st.ST}
 	if in.Heartbeat {
 		clock.Advance(in.EventMs)
-		o.Out, o.Ride = OutHeartbeat, Amounts{}
+		o.Out, o.Ride = pipeline.OutHeartbeat, pipeline.Amounts{}
 	} else {
 		d := spec.Observe(&clock, in.EventMs)
 		o.WindowStart = d.WindowStart
 		switch d.Verdict {
 		case window.TooFarAhead:
-			o.Out = OutRejected
+			o.Out = pipeline.OutRejected
 		case window.Late:
-			o.Out = OutLate
+			o.Out = pipeline.OutLate
 		default:
-			o.Out = OutOnTime
+			o.Out = pipeline.OutOnTime
 		}
 	}
 	st.LastOffset, st.ST, st.Valid = in.Offset, clock.ST, clock.Valid
@@ -262,7 +241,7 @@ func clockStep(spec window.Spec, st *ClockState, in ClockIn) ClockOut {
 // Routed is one message route sends to a window shard.
 type Routed struct {
 	Key string
-	Msg WindowMsg
+	Msg pipeline.WindowMsg
 }
 
 // Fanout returns the window messages of one clock output (a batch, or a
@@ -272,27 +251,27 @@ type Routed struct {
 // it can be on time for that window, so the marker always ends its key's
 // message. output is the clock changelog offset of st; chain records it for
 // each key (see Chain.Prune).
-func (t *Topology) Fanout(st *ClockState, chain *Chain, output int64) []Routed {
+func (t *Topology) Fanout(st *pipeline.ClockState, chain *Chain, output int64) []Routed {
 	var out []Routed
 	at := map[string]int{}
-	msg := func(key string, start int64) *WindowMsg {
+	msg := func(key string, start int64) *pipeline.WindowMsg {
 		i, ok := at[key]
 		if !ok {
 			i = len(out)
 			at[key] = i
-			out = append(out, Routed{key, WindowMsg{Src: st.Src, WindowStart: start}})
+			out = append(out, Routed{key, pipeline.WindowMsg{Src: st.Src, WindowStart: start}})
 		}
 		return &out[i].Msg
 	}
 	for _, o := range st.Outs {
-		if o.Out == OutOnTime {
-			m := msg(WindowKey(o.WindowStart, t.Shard(o.Ride.Zone)), o.WindowStart)
+		if o.Out == pipeline.OutOnTime {
+			m := msg(pipeline.WindowKey(o.WindowStart, t.Shard(o.Ride.Zone)), o.WindowStart)
 			m.Rides = append(m.Rides, o.Ride)
 			m.Offset = o.Offset
 		}
 		for _, w := range o.Closes {
 			for s := 0; s < t.Shards; s++ {
-				m := msg(WindowKey(w, s), w)
+				m := msg(pipeline.WindowKey(w, s), w)
 				m.Marker, m.Offset = true, o.Offset
 			}
 		}
@@ -306,7 +285,7 @@ func (t *Topology) Fanout(st *ClockState, chain *Chain, output int64) []Routed {
 // routeClockOutput fans one clock output out.
 func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 	t.counted(countRouteClock)
-	st := msg.(*ClockState)
+	st := msg.(*pipeline.ClockState)
 	src := st.Src
 	if last, ok := t.chains.clockOutput(src, st.Seq); ok && st.Seq > last+1 {
 		metricClockGaps.Inc()
@@ -315,17 +294,15 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 	}
 	for _, o := range st.Outs {
 		switch o.Out {
-		case OutLate:
+		case pipeline.OutLate:
 			end := t.Window.End(o.WindowStart)
-			out, _ := json.Marshal(Late{Partition: src, Offset: o.Offset, PickupMs: o.EventMs, Zone: o.Ride.Zone,
-				TotalAmount: Cents(o.Ride.Cents), WindowStart: msTime(o.WindowStart), WindowEnd: msTime(end),
-				StreamTime: msTime(o.STBefore), LateByMs: o.STBefore - (end + t.Window.Lateness.Milliseconds())})
-			ctx.Emit(goka.Stream(t.Late), t.ClockKeys[src], out)
-		case OutRejected:
-			out, _ := json.Marshal(Rejected{Partition: src, Offset: o.Offset, Error: fmt.Sprintf(
-				"event time %s is more than --max-future-skew %v ahead of the partition's stream time %s",
-				msTime(o.EventMs), t.Window.MaxFutureSkew, msTime(o.STBefore))})
-			ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], out)
+			late := pipeline.Late{Partition: src, Offset: o.Offset, PickupMs: o.EventMs, Zone: o.Ride.Zone,
+				TotalAmount: pipeline.Cents(o.Ride.Cents), WindowStart: msTime(o.WindowStart), WindowEnd: msTime(end),
+				StreamTime: msTime(o.STBefore), LateByMs: t.Window.LateBy(end, o.STBefore)}
+			ctx.Emit(goka.Stream(t.Late), t.ClockKeys[src], late.Encode())
+		case pipeline.OutRejected:
+			rej := pipeline.Rejected{Partition: src, Offset: o.Offset, Error: pipeline.SkewReason(o.EventMs, t.Window.MaxFutureSkew, o.STBefore)}
+			ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], rej.Encode())
 		}
 	}
 	chain := t.chains.forSource(src)
@@ -335,39 +312,13 @@ func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 	chain.Prune(t.chains.committed(src))
 }
 
-// Late is a record of the late topic.
-type Late struct {
-	Partition   int32     `json:"partition"`
-	Offset      int64     `json:"offset"`
-	PickupMs    int64     `json:"tpep_pickup_datetime"`
-	Zone        int32     `json:"PULocationID"`
-	TotalAmount string    `json:"total_amount"`
-	WindowStart time.Time `json:"window_start"`
-	WindowEnd   time.Time `json:"window_end"`
-	StreamTime  time.Time `json:"stream_time"`
-	LateByMs    int64     `json:"late_by_ms"`
-}
-
-// Final is a record of the finals topic: one (window, zone) row.
-type Final struct {
-	WindowStart     time.Time `json:"window_start"`
-	WindowEnd       time.Time `json:"window_end"`
-	Zone            int32     `json:"PULocationID"`
-	Trips           int64     `json:"num_trips"`
-	TotalRevenue    string    `json:"total_revenue"`
-	RevenueCents    int64     `json:"total_revenue_cents"`
-	DistanceCenti   int64     `json:"total_distance_centi"`
-	TipCents        int64     `json:"total_tips_cents"`
-	TotalPassengers int64     `json:"total_passengers"`
-}
-
 // windows applies rides and close markers to one (window, shard).
 func (t *Topology) windows(ctx goka.Context, msg any) {
 	t.counted(countWindows)
-	m := msg.(WindowMsg)
-	var st *WindowState
+	m := msg.(pipeline.WindowMsg)
+	var st *pipeline.WindowState
 	if v := ctx.Value(); v != nil {
-		st = v.(*WindowState)
+		st = v.(*pipeline.WindowState)
 	} else {
 		metricWindowsOpened.Inc()
 	}
@@ -381,7 +332,7 @@ func (t *Topology) windows(ctx goka.Context, msg any) {
 		// source that has not closed the window yet.
 		for src, closed := range next.Closed {
 			if !closed {
-				ctx.Emit(goka.Stream(t.Clock), t.ClockKeys[src], Subscribe{WindowStart: next.WindowStart})
+				ctx.Emit(goka.Stream(t.Clock), t.ClockKeys[src], pipeline.Subscribe{WindowStart: next.WindowStart})
 			}
 		}
 	}
@@ -416,16 +367,16 @@ const (
 )
 
 // WindowStep is the window stage's pure transition for one message.
-func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (*WindowState, int, error) {
+func WindowStep(spec window.Spec, sources int32, st *pipeline.WindowState, m pipeline.WindowMsg) (*pipeline.WindowState, int, error) {
 	if m.Src < 0 || m.Src >= sources {
 		return st, EffectNone, fmt.Errorf("source partition %d outside the input's %d partitions", m.Src, sources)
 	}
 	if st == nil {
-		st = &WindowState{WindowStart: m.WindowStart, WindowEnd: spec.End(m.WindowStart),
+		st = &pipeline.WindowState{WindowStart: m.WindowStart, WindowEnd: spec.End(m.WindowStart),
 			LastSeen: slices.Repeat([]int64{-1}, int(sources)), Closed: make([]bool, sources),
 			CreatedSrc: m.Src, CreatedOffset: m.Offset}
 	} else {
-		st = st.clone()
+		st = st.Clone()
 	}
 	if len(st.LastSeen) != int(sources) {
 		return st, EffectNone, fmt.Errorf("state was built for %d input partitions, the input has %d: reset and replay", len(st.LastSeen), sources)
@@ -436,7 +387,7 @@ func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (
 		}
 		return st, EffectNone, nil // a duplicate after a crash upstream
 	}
-	if m.Prev != NoPrev && m.Prev != st.LastSeen[m.Src] {
+	if m.Prev != pipeline.NoPrev && m.Prev != st.LastSeen[m.Src] {
 		return st, EffectOutOfChain, nil
 	}
 	st.LastSeen[m.Src] = m.Offset
@@ -445,7 +396,7 @@ func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (
 			return st, EffectRideAfterFinal, nil
 		}
 		for _, a := range m.Rides {
-			st.add(a)
+			st.Add(a)
 		}
 	}
 	if !m.Marker || st.Closed[m.Src] { // (a repeated marker answers a repeated subscription)
@@ -459,43 +410,13 @@ func WindowStep(spec window.Spec, sources int32, st *WindowState, m WindowMsg) (
 	return st, EffectApplied, nil
 }
 
-func (s *WindowState) clone() *WindowState {
-	c := *s
-	c.Zones = slices.Clone(s.Zones)
-	c.LastSeen = slices.Clone(s.LastSeen)
-	c.Closed = slices.Clone(s.Closed)
-	return &c
-}
-
-func (s *WindowState) add(a Amounts) {
-	i, found := slices.BinarySearchFunc(s.Zones, a.Zone, func(z ZoneAgg, zone int32) int { return int(z.Zone) - int(zone) })
-	if !found {
-		s.Zones = slices.Insert(s.Zones, i, ZoneAgg{Zone: a.Zone})
-	}
-	z := &s.Zones[i]
-	z.Trips++
-	z.Cents += a.Cents
-	z.DistCenti += a.DistCenti
-	z.TipCents += a.TipCents
-	z.Pass += a.Passengers
-}
-
-func (t *Topology) emitFinals(ctx goka.Context, st *WindowState) {
+func (t *Topology) emitFinals(ctx goka.Context, st *pipeline.WindowState) {
 	for _, z := range st.Zones {
-		out, _ := json.Marshal(Final{WindowStart: msTime(st.WindowStart), WindowEnd: msTime(st.WindowEnd), Zone: z.Zone,
-			Trips: z.Trips, TotalRevenue: Cents(z.Cents), RevenueCents: z.Cents, DistanceCenti: z.DistCenti,
-			TipCents: z.TipCents, TotalPassengers: z.Pass})
-		ctx.Emit(goka.Stream(t.Finals), strconv.FormatInt(st.WindowStart, 10)+"#"+strconv.Itoa(int(z.Zone)), out)
+		f := pipeline.Final{WindowStart: msTime(st.WindowStart), WindowEnd: msTime(st.WindowEnd), Zone: z.Zone,
+			Trips: z.Trips, RevenueCents: z.Cents, DistanceCenti: z.DistCenti,
+			TipCents: z.TipCents, TotalPassengers: z.Pass}
+		ctx.Emit(goka.Stream(t.Finals), f.Key(), f.Encode())
 	}
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-// Cents formats integer cents as an exact decimal string ("-12.05").
-func Cents(c int64) string {
-	sign := ""
-	if c < 0 {
-		sign, c = "-", -c
-	}
-	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
-}

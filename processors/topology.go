@@ -44,28 +44,20 @@ import (
 
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
-	"github.com/ridestream/ridestream/internal/window"
+	"github.com/ridestream/ridestream/internal/pipeline"
 )
 
 // Config configures the processors of one pipeline.
 type Config struct {
+	// Spec is the pipeline, as recorded (kafka.ResolveSpec): input, window
+	// rule, shards, names.
+	pipeline.Spec
 	Brokers []string
-	// InputTopic is the rides topic.
-	InputTopic string
-	// Prefix names the pipeline's topics and groups (default "ridestream").
-	Prefix string
-	// Window is the event-time rule.
-	Window window.Spec
-	// Shards spreads a window's zones over this many keys (default 16).
-	Shards int
-	// WindowPartitions of the windows and finals topics (default: input's).
-	WindowPartitions int32
 	// Replication of the topics the pipeline creates (default 1).
 	Replication int16
 	// InstanceID enables static group membership (suffixed per stage).
 	InstanceID string
-	// IdleHeartbeat, when positive, writes a heartbeat into an input
-	// partition idle this long (wall clock) while the others are ahead.
+	// IdleHeartbeat, when positive, is live mode: see runIdleHeartbeats.
 	IdleHeartbeat time.Duration
 	// BatchMax records of one input partition go to the clock stage in one
 	// message (default 1000); BatchLinger bounds how long a record waits
@@ -83,12 +75,6 @@ type Config struct {
 }
 
 func (c *Config) withDefaults() {
-	if c.Prefix == "" {
-		c.Prefix = "ridestream"
-	}
-	if c.Shards == 0 {
-		c.Shards = 16
-	}
 	if c.Replication == 0 {
 		c.Replication = 1
 	}
@@ -114,12 +100,6 @@ func (c Config) Validate() error {
 	switch {
 	case len(c.Brokers) == 0:
 		return errors.New("--brokers: at least one broker address is required")
-	case c.InputTopic == "":
-		return errors.New("--topic: must not be empty")
-	case c.Shards < 0 || c.Shards > 4096:
-		return fmt.Errorf("--shards %d: must be within 1..4096", c.Shards)
-	case c.WindowPartitions < 0:
-		return fmt.Errorf("--window-partitions %d: must be positive", c.WindowPartitions)
 	case c.BatchMax < 0 || c.BatchMax > 10000:
 		return fmt.Errorf("--batch-max %d: must be within 1..10000", c.BatchMax)
 	case c.BatchLinger < 0 || c.BatchLinger > 10*time.Second:
@@ -131,36 +111,13 @@ func (c Config) Validate() error {
 	case c.Replication < 0:
 		return fmt.Errorf("--replication %d: must be positive", c.Replication)
 	}
-	return c.Window.Validate()
-}
-
-// Names of a pipeline's topics and groups.
-type Names struct {
-	Input, Clock, ClockTable, Windows, WindowsTable, Finals, Late, Rejected string
-	RouteGroup, ClockGroup, WindowsGroup                                    string
-}
-
-// NamesFor derives the names from the prefix.
-func NamesFor(input, prefix string) Names {
-	return Names{
-		Input:        input,
-		Clock:        prefix + "-clock",
-		ClockTable:   prefix + "-clock-table",
-		Windows:      prefix + "-windows",
-		WindowsTable: prefix + "-windows-table",
-		Finals:       prefix + "-finals",
-		Late:         prefix + "-late",
-		Rejected:     prefix + "-rejected",
-		RouteGroup:   prefix + "-route",
-		ClockGroup:   prefix + "-clock",
-		WindowsGroup: prefix + "-windows",
-	}
+	return c.Spec.Validate()
 }
 
 // Topology is a resolved pipeline: names, partition counts, keys.
 type Topology struct {
 	Config
-	Names
+	pipeline.Names
 	// Sources is the input topic's partition count: finality waits for all.
 	Sources int32
 	// ClockKeys[p] is the clock key of source partition p; it lands on
@@ -168,6 +125,7 @@ type Topology struct {
 	ClockKeys []string
 	keyIndex  map[string]int32
 	owned     ownership
+	guard     *kafka.InstanceGuard
 	chains    routeChains             // route's, per session
 	batch     atomic.Pointer[batcher] // route's, while it runs
 	processed atomic.Int64
@@ -189,11 +147,6 @@ func ClockKeys(n int32) []string {
 	return keys
 }
 
-// WindowKey is the key of (window start, shard).
-func WindowKey(start int64, shard int) string {
-	return strconv.FormatInt(start, 10) + "#" + strconv.Itoa(shard)
-}
-
 // Shard of a pickup zone.
 func (t *Topology) Shard(zone int32) int {
 	s := int(zone) % t.Shards
@@ -203,54 +156,65 @@ func (t *Topology) Shard(zone int32) int {
 	return s
 }
 
-// Setup resolves the topology against the cluster: it reads the input
-// partition count, creates the pipeline's topics when missing, and refuses an
-// input whose partition count differs from the one the pipeline was built for.
-func Setup(cfg Config) (*Topology, error) {
+// NewTopology is the pipeline cfg.Spec describes (as recorded: its input
+// partition count included): names, partition counts, keys. It does not
+// touch Kafka.
+func NewTopology(cfg Config) *Topology {
 	cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	t := &Topology{Config: cfg, Names: NamesFor(cfg.InputTopic, cfg.Prefix)}
-	admin, err := sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig(cfg.Prefix+"-admin"))
-	if err != nil {
-		return nil, fmt.Errorf("connect to %v: %w", cfg.Brokers, err)
-	}
-	defer admin.Close()
-	counts, err := kafka.EnsureTopics(admin, kafka.Topic{Name: cfg.InputTopic})
-	if err != nil {
-		return nil, fmt.Errorf("input topic: %w", err)
-	}
-	t.Sources = counts[cfg.InputTopic]
-	wp := cfg.WindowPartitions
-	if wp == 0 {
-		wp = t.Sources
-	}
-	t.WindowPartitions = wp
-	topics := []kafka.Topic{
-		{Name: t.Clock, Partitions: t.Sources, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
-		// The clock table's changelog is also route's input: compaction may
-		// only remove records route has long read.
-		{Name: t.ClockTable, Partitions: t.Sources, Replication: cfg.Replication, CleanupPolicy: "compact",
-			Configs: map[string]string{"min.compaction.lag.ms": strconv.Itoa(7 * 24 * 3600 * 1000)}},
-		{Name: t.Windows, Partitions: wp, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
-		{Name: t.WindowsTable, Partitions: wp, Replication: cfg.Replication, CleanupPolicy: "compact"},
-		{Name: t.Finals, Partitions: wp, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: -1},
-		{Name: t.Late, Partitions: t.Sources, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: -1},
-		{Name: t.Rejected, Partitions: t.Sources, Replication: cfg.Replication, CleanupPolicy: "delete", RetentionMs: -1},
-	}
-	if _, err := kafka.EnsureTopics(admin, topics...); err != nil {
-		var pc *kafka.ErrPartitionCount
-		if errors.As(err, &pc) && (pc.Topic == t.Clock || pc.Topic == t.ClockTable) {
-			return nil, fmt.Errorf("input topic %s now has %d partitions but pipeline %q was built for %d: finality waits for every input partition, so a changed count needs `ridestream reset` and a replay",
-				cfg.InputTopic, t.Sources, cfg.Prefix, pc.Have)
-		}
-		return nil, err
+	t := &Topology{Config: cfg, Names: cfg.Spec.Names(), Sources: cfg.InputPartitions}
+	if t.WindowPartitions == 0 {
+		t.WindowPartitions = t.Sources
 	}
 	t.ClockKeys = ClockKeys(t.Sources)
 	t.keyIndex = make(map[string]int32, len(t.ClockKeys))
 	for p, k := range t.ClockKeys {
 		t.keyIndex[k] = int32(p)
+	}
+	return t
+}
+
+// Setup validates cfg and creates the pipeline's topics when missing. The
+// spec's input partition count was checked against the input topic when the
+// spec was resolved (kafka.ResolveSpec); the topics' counts are checked
+// here.
+func Setup(cfg Config) (*Topology, error) {
+	cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.InputPartitions <= 0 {
+		return nil, fmt.Errorf("pipeline %q: no input partition count (the spec must come from its record)", cfg.Prefix)
+	}
+	t := NewTopology(cfg)
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig(cfg.Prefix+"-admin"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %v: %w", cfg.Brokers, err)
+	}
+	defer admin.Close()
+	wp, rf := t.WindowPartitions, cfg.Replication
+	topics := []kafka.Topic{
+		{Name: t.Clock, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
+		// The clock table's changelog is also route's input: compaction may
+		// only remove records route has long read.
+		{Name: t.ClockTable, Partitions: t.Sources, Replication: rf, CleanupPolicy: "compact",
+			Configs: map[string]string{"min.compaction.lag.ms": strconv.Itoa(7 * 24 * 3600 * 1000)}},
+		{Name: t.Windows, Partitions: wp, Replication: rf, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
+		{Name: t.WindowsTable, Partitions: wp, Replication: rf, CleanupPolicy: "compact"},
+		{Name: t.Finals, Partitions: wp, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},
+		{Name: t.Late, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},
+		{Name: t.Rejected, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},
+	}
+	if _, err := kafka.EnsureTopics(admin, topics...); err != nil {
+		return nil, fmt.Errorf("pipeline %q: %w", cfg.Prefix, err)
+	}
+	instances := map[string]string{}
+	if cfg.InstanceID != "" {
+		for _, stage := range AllStages {
+			instances[t.stageGroup(stage)] = t.stageInstance(stage)
+		}
+	}
+	if t.guard, err = kafka.NewInstanceGuard(admin, cfg.InstanceID, instances); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

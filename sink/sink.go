@@ -27,24 +27,21 @@ import (
 
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/internal/window"
 	"github.com/ridestream/ridestream/schema"
 )
-
-// DefaultGroup is the sink's consumer group.
-const DefaultGroup = "ridestream-sink"
 
 // Config configures a sink. Zero values take the documented defaults.
 type Config struct {
 	// Brokers to bootstrap from.
 	Brokers []string
-	// Topic is the rides input topic.
-	Topic string
-	// FinalsTopic, when set, is the processors' finals topic; its rows land
-	// in hourly_revenue.
-	FinalsTopic string
-	// Group is the consumer group (default DefaultGroup).
-	Group string
+	// Pipeline names the pipeline (its Prefix); the sink takes its input,
+	// window rule, topics and groups from the pipeline's record. The
+	// settings whose flags are in Set were given explicitly: the sink
+	// refuses to start when one differs from the record.
+	Pipeline pipeline.Spec
+	Set      []string
 	// InstanceID enables static group membership when set: a restarted
 	// instance with the same id takes its partitions back without waiting for
 	// the old session to time out.
@@ -57,18 +54,14 @@ type Config struct {
 	FlushInterval time.Duration
 	// SessionTimeout of the consumer group membership (default 10s).
 	SessionTimeout time.Duration
-	// Window is the event-time rule used to mark late rides.
-	Window window.Spec
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
-	// Ready, when set, tracks the conditions of /readyz: "postgres" and "kafka".
+	// Ready, when set, tracks the conditions of /readyz: "pipeline",
+	// "postgres", "kafka" and "kafka-finals".
 	Ready *ops.Readiness
 }
 
 func (c *Config) withDefaults() {
-	if c.Group == "" {
-		c.Group = DefaultGroup
-	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = 10000
 	}
@@ -88,8 +81,6 @@ func (c Config) Validate() error {
 	switch {
 	case len(c.Brokers) == 0:
 		return errors.New("--brokers: at least one broker address is required")
-	case c.Topic == "":
-		return errors.New("--topic: must not be empty")
 	case c.DatabaseURL == "":
 		return errors.New("--database-url: must not be empty")
 	case c.BatchRows < 0:
@@ -100,7 +91,7 @@ func (c Config) Validate() error {
 	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
 		return fmt.Errorf("--database-url: %w", err)
 	}
-	return c.Window.Validate()
+	return c.Pipeline.Validate()
 }
 
 // shutdownGrace bounds the final flush after the context is cancelled.
@@ -113,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := cfg.Logger.With("component", "sink", "topic", cfg.Topic, "group", cfg.Group)
+	log := cfg.Logger.With("component", "sink", "pipeline", cfg.Pipeline.Prefix)
 
 	pool, err := OpenPool(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -136,6 +127,37 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer admin.Close()
+	client, err := sarama.NewClient(cfg.Brokers, kafka.NewConfig("ridestream-sink-admin"))
+	if err != nil {
+		return fmt.Errorf("connect to Kafka: %w", err)
+	}
+	defer client.Close()
+	// Nothing is landed before the pipeline's record says how to classify it.
+	cfg.Ready.Set("pipeline", "waiting for the record of pipeline "+cfg.Pipeline.Prefix)
+	spec, err := kafka.AwaitSpec(ctx, client, admin, cfg.Pipeline, cfg.Set, 2*time.Second, func(why error) {
+		log.Info("waiting for the pipeline's record before landing anything", "reason", why.Error())
+	})
+	if err != nil {
+		return err
+	}
+	cfg.Ready.Set("pipeline", "")
+	names := spec.Names()
+	log.Info("pipeline", "spec", spec.Summary())
+	instances := map[string]string{}
+	if cfg.InstanceID != "" {
+		instances[names.SinkGroup], instances[names.SinkFinalsGroup] = cfg.InstanceID, cfg.InstanceID+"-finals"
+	}
+	guard, err := kafka.NewInstanceGuard(admin, cfg.InstanceID, instances)
+	if err != nil {
+		return err
+	}
+	ctx, stopConsumers := context.WithCancel(ctx)
+	defer stopConsumers()
+	go func() {
+		if guard.Wait(ctx) != nil {
+			stopConsumers()
+		}
+	}()
 
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
@@ -150,27 +172,27 @@ func Run(ctx context.Context, cfg Config) error {
 	// subscription grows does not work with static membership: a static
 	// member that rejoins keeps its old assignment.)
 	var consumers errgroup.Group
-	consumers.Go(func() error { return consume(ctx, cfg, log, w, pool, cfg.Group, cfg.InstanceID, cfg.Topic) })
-	if cfg.FinalsTopic != "" {
-		cfg.Ready.Set("kafka-finals", "waiting for the finals topic")
-		consumers.Go(func() error {
-			for logged := false; !topicExists(admin, cfg.FinalsTopic); logged = true {
-				if !logged {
-					log.Info("finals topic not there yet; landing raw input until it appears", "finals_topic", cfg.FinalsTopic)
-				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(2 * time.Second):
-				}
+	consumers.Go(func() error {
+		return consume(ctx, cfg, spec, guard, log, w, pool, names.SinkGroup, cfg.InstanceID, names.Input)
+	})
+	cfg.Ready.Set("kafka-finals", "waiting for the finals topic")
+	consumers.Go(func() error {
+		for logged := false; !topicExists(admin, names.Finals); logged = true {
+			if !logged {
+				log.Info("finals topic not there yet; landing raw input until it appears", "finals_topic", names.Finals)
 			}
-			instance := ""
-			if cfg.InstanceID != "" {
-				instance = cfg.InstanceID + "-finals"
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(2 * time.Second):
 			}
-			return consume(ctx, cfg, log, w, pool, cfg.Group+"-finals", instance, cfg.FinalsTopic)
-		})
-	}
+		}
+		instance := ""
+		if cfg.InstanceID != "" {
+			instance = cfg.InstanceID + "-finals"
+		}
+		return consume(ctx, cfg, spec, guard, log, w, pool, names.SinkFinalsGroup, instance, names.Finals)
+	})
 	consumeErr := consumers.Wait()
 	flushCtx, cancel := context.WithTimeout(writerCtx, shutdownGrace)
 	ferr := w.flush(flushCtx)
@@ -178,12 +200,12 @@ func Run(ctx context.Context, cfg Config) error {
 	stopWriter()
 	werr := writerGroup.Wait()
 	log.Info("sink stopped")
-	return errors.Join(consumeErr, ferr, werr)
+	return errors.Join(guard.Fired(), consumeErr, ferr, werr)
 }
 
 // consume runs one consumer group over topic until ctx ends, rejoining after
 // errors, and closes it.
-func consume(ctx context.Context, cfg Config, log *slog.Logger, w *writer, pool *pgxpool.Pool, group, instance, topic string) error {
+func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.InstanceGuard, log *slog.Logger, w *writer, pool *pgxpool.Pool, group, instance, topic string) error {
 	sc := kafka.NewConfig("ridestream-sink")
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Return.Errors = true
@@ -198,8 +220,10 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, w *writer, pool 
 	log = log.With("group", group)
 	var cg sarama.ConsumerGroup
 	if err := retry(ctx, log, nil, "join consumer group", func(context.Context) error {
-		var err error
-		cg, err = sarama.NewConsumerGroup(cfg.Brokers, group, sc)
+		inner, err := sarama.NewConsumerGroup(cfg.Brokers, group, sc)
+		if err == nil {
+			cg = kafka.NewGuardedGroup(inner, guard)
+		}
 		return err
 	}); err != nil {
 		return nil // ctx ended before Kafka was reachable
@@ -209,11 +233,12 @@ func consume(ctx context.Context, cfg Config, log *slog.Logger, w *writer, pool 
 			log.Warn("consumer group error", "err", err)
 		}
 	}()
+	finals := topic == spec.Names().Finals
 	ready := "kafka"
-	if topic == cfg.FinalsTopic {
+	if finals {
 		ready = "kafka-finals"
 	}
-	h := &handler{cfg: cfg, w: w, pool: pool, log: log, ready: ready, state: map[topicPartition]*partitionState{}}
+	h := &handler{cfg: cfg, window: spec.Window, finals: finals, w: w, pool: pool, log: log, ready: ready, state: map[topicPartition]*partitionState{}}
 	for ctx.Err() == nil {
 		if err := cg.Consume(ctx, []string{topic}, h); err != nil {
 			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
@@ -239,8 +264,10 @@ type partitionState struct {
 
 // handler implements sarama.ConsumerGroupHandler.
 type handler struct {
-	cfg  Config
-	w    *writer
+	cfg    Config
+	window window.Spec
+	finals bool // the group consumes the finals topic
+	w      *writer
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	// ready names the group's /readyz condition: kafka or kafka-finals.
@@ -312,7 +339,6 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	h.mu.Lock()
 	st := h.state[topicPartition{claim.Topic(), claim.Partition()}]
 	h.mu.Unlock()
-	finals := claim.Topic() == h.cfg.FinalsTopic
 	if st == nil {
 		return fmt.Errorf("claim for unassigned partition %d", claim.Partition())
 	}
@@ -342,13 +368,13 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if pr.next >= 0 && msg.Offset < pr.next {
 				continue // applied before; PostgreSQL is the source of truth
 			}
-			if finals {
+			if h.finals {
 				if err := c.addFinal(msg); err != nil {
 					// Our own topic: a row that does not parse is a bug, not input.
 					h.log.Error("skipping unreadable finals record", "partition", msg.Partition, "offset", msg.Offset, "err", err)
 				}
 			} else {
-				c.add(h.cfg.Window, msg)
+				c.add(h.window, msg)
 			}
 			pr = c.progress
 			if c.records >= chunkRows && !send() {

@@ -45,11 +45,14 @@ func produce(t *testing.T, env *testenv.Env, topic string, w generate.Config, ra
 	}
 }
 
-// sinkArgs names a finals topic that no processor creates: raw input must
-// land without waiting for it.
-func sinkArgs(env *testenv.Env, topic, dbURL string) []string {
-	return []string{"sink", "--brokers", strings.Join(env.Brokers, ","), "--topic", topic, "--group", "sink-" + topic,
-		"--finals-topic", topic + "-no-processors", "--database-url", dbURL, "--instance-id", "sink-0", "--session-timeout", "6s", "--batch-rows", "5000"}
+// sinkArgs runs a sink of a pipeline over topic that has a record but no
+// processors, so its finals topic never appears: raw input must land
+// without waiting for it.
+func sinkArgs(t *testing.T, env *testenv.Env, topic, dbURL string) []string {
+	prefix := "sink-" + topic
+	env.RecordPipeline(t, prefix, topic)
+	return []string{"sink", "--brokers", strings.Join(env.Brokers, ","), "--prefix", prefix,
+		"--database-url", dbURL, "--instance-id", "sink-0", "--session-timeout", "6s", "--batch-rows", "5000"}
 }
 
 func applied(ctx context.Context, t *testing.T, pool *pgxpool.Pool, topic string) int64 {
@@ -90,7 +93,7 @@ func TestSinkIngest(t *testing.T) {
 	pool := connect(t, dbURL)
 
 	start := time.Now()
-	p := testenv.StartProc(t, "sink.log", sinkArgs(env, topic, dbURL)...)
+	p := testenv.StartProc(t, "sink.log", sinkArgs(t, env, topic, dbURL)...)
 	waitApplied(t, pool, topic, int64(w.Count()), p, 3*time.Minute)
 	el := time.Since(start)
 	t.Logf("ingest on %s: %d messages in %v = %.0f messages/s (process start to last commit, one sink process)",
@@ -117,7 +120,7 @@ func TestSinkExactlyOnceUnderSIGKILL(t *testing.T) {
 		produce(t, env, topic, w, 25_000) // about four seconds of input
 	}()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	args := sinkArgs(env, topic, dbURL)
+	args := sinkArgs(t, env, topic, dbURL)
 	kills := 0
 	start := time.Now()
 	p := testenv.StartProc(t, "sink.log", args...)

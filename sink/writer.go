@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ridestream/ridestream/internal/ops"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/window"
 )
@@ -80,23 +80,11 @@ type finalRow struct {
 func (c *chunk) addFinal(msg *sarama.ConsumerMessage) error {
 	c.records++
 	c.progress.next = msg.Offset + 1
-	var f struct {
-		WindowStart     time.Time `json:"window_start"`
-		WindowEnd       time.Time `json:"window_end"`
-		Zone            *int32    `json:"PULocationID"`
-		Trips           int64     `json:"num_trips"`
-		RevenueCents    int64     `json:"total_revenue_cents"`
-		DistanceCenti   int64     `json:"total_distance_centi"`
-		TipCents        int64     `json:"total_tips_cents"`
-		TotalPassengers int64     `json:"total_passengers"`
-	}
-	if err := json.Unmarshal(msg.Value, &f); err != nil {
+	f, err := pipeline.DecodeFinal(msg.Value)
+	if err != nil {
 		return err
 	}
-	if f.Zone == nil || f.WindowStart.IsZero() {
-		return fmt.Errorf("finals record without window_start or PULocationID")
-	}
-	c.finals = append(c.finals, finalRow{start: f.WindowStart, end: f.WindowEnd, zone: *f.Zone, trips: f.Trips,
+	c.finals = append(c.finals, finalRow{start: f.WindowStart, end: f.WindowEnd, zone: f.Zone, trips: f.Trips,
 		cents: f.RevenueCents, distCenti: f.DistanceCenti, tipCents: f.TipCents, passengers: f.TotalPassengers})
 	return nil
 }
@@ -122,8 +110,7 @@ func (c *chunk) add(spec window.Spec, msg *sarama.ConsumerMessage) {
 	}
 	d := spec.Observe(&p.clock, rec.EventMs)
 	if d.Verdict == window.TooFarAhead {
-		c.reject(msg, fmt.Sprintf("event time %s is more than --max-future-skew %v ahead of the partition's stream time %s",
-			fmtMs(rec.EventMs), spec.MaxFutureSkew, fmtMs(d.STBefore)))
+		c.reject(msg, pipeline.SkewReason(rec.EventMs, spec.MaxFutureSkew, d.STBefore))
 		return
 	}
 	p.rides++
@@ -144,7 +131,6 @@ func (c *chunk) reject(msg *sarama.ConsumerMessage, reason string) {
 	c.rejects = append(c.rejects, rejectRow{partition: msg.Partition, offset: msg.Offset, raw: raw, reason: reason})
 }
 
-func fmtMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 
 // writer commits chunks from all claims in batched transactions. It is the
 // only goroutine that writes, so batches commit in the order chunks arrive.

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ridestream/ridestream/processors"
+	"github.com/ridestream/ridestream/internal/pipeline"
 )
 
 //go:embed page.html
@@ -82,10 +82,10 @@ func (w *Windows) Handler() http.Handler {
 				wj.Trips += z.Trips
 				wj.RevenueCents += z.Cents
 				if q.Get("zones") == "1" || zone != -1<<40 {
-					wj.Zones = append(wj.Zones, ZoneJSON{Zone: z.Zone, Trips: z.Trips, Revenue: processors.Cents(z.Cents), RevenueCents: z.Cents})
+					wj.Zones = append(wj.Zones, ZoneJSON{Zone: z.Zone, Trips: z.Trips, Revenue: pipeline.Cents(z.Cents), RevenueCents: z.Cents})
 				}
 			}
-			wj.Revenue = processors.Cents(wj.RevenueCents)
+			wj.Revenue = pipeline.Cents(wj.RevenueCents)
 			out = append(out, wj)
 		}
 		rw.Header().Set("Content-Type", "application/json")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
 )
 
@@ -28,7 +29,7 @@ type Windows struct {
 
 // NewWindows opens a view over the pipeline's window table.
 func NewWindows(top *processors.Topology) (*Windows, error) {
-	v, err := goka.NewView(top.Brokers, goka.Table(top.WindowsTable), processors.WindowStateCodec{}, processors.ViewOptions(top.Prefix+"-view")...)
+	v, err := goka.NewView(top.Brokers, goka.Table(top.WindowsTable), pipeline.WindowStateCodec{}, processors.ViewOptions(top.Prefix+"-view")...)
 	if err != nil {
 		return nil, fmt.Errorf("open view of %s: %w", top.WindowsTable, err)
 	}
@@ -61,14 +62,14 @@ type Window struct {
 	Final bool
 	// ShardsFound counts the shard keys the view holds for the window.
 	ShardsFound int
-	Zones       []processors.ZoneAgg // sorted by zone
+	Zones       []pipeline.ZoneAgg // sorted by zone
 }
 
 // Get returns the window starting at start; ok is false when no shard of it exists.
 func (w *Windows) Get(start int64) (Window, bool, error) {
 	out := Window{Start: start, Final: true}
 	for s := 0; s < w.shards; s++ {
-		v, err := w.view.Get(processors.WindowKey(start, s))
+		v, err := w.view.Get(pipeline.WindowKey(start, s))
 		if err != nil {
 			return out, false, fmt.Errorf("get window %d shard %d: %w", start, s, err)
 		}
@@ -76,13 +77,13 @@ func (w *Windows) Get(start int64) (Window, bool, error) {
 			out.Final = false
 			continue
 		}
-		st := v.(*processors.WindowState)
+		st := v.(*pipeline.WindowState)
 		out.ShardsFound++
 		out.End = st.WindowEnd
 		out.Final = out.Final && st.Final
 		out.Zones = append(out.Zones, st.Zones...)
 	}
-	slices.SortFunc(out.Zones, func(a, b processors.ZoneAgg) int { return int(a.Zone) - int(b.Zone) })
+	slices.SortFunc(out.Zones, func(a, b pipeline.ZoneAgg) int { return int(a.Zone) - int(b.Zone) })
 	return out, out.ShardsFound > 0, nil
 }
 
@@ -99,7 +100,7 @@ func (w *Windows) All() ([]Window, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", it.Key(), err)
 		}
-		st, ok := v.(*processors.WindowState)
+		st, ok := v.(*pipeline.WindowState)
 		if !ok || st == nil {
 			continue
 		}
@@ -119,7 +120,7 @@ func (w *Windows) All() ([]Window, error) {
 	for _, win := range byStart {
 		// A window is final only when every shard key exists and is final.
 		win.Final = win.Final && win.ShardsFound == w.shards
-		slices.SortFunc(win.Zones, func(a, b processors.ZoneAgg) int { return int(a.Zone) - int(b.Zone) })
+		slices.SortFunc(win.Zones, func(a, b pipeline.ZoneAgg) int { return int(a.Zone) - int(b.Zone) })
 		out = append(out, *win)
 	}
 	slices.SortFunc(out, func(a, b Window) int { return cmp.Compare(a.Start, b.Start) })

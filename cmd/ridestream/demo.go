@@ -10,12 +10,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ridestream/ridestream/internal/broker"
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/pgserver"
 	"github.com/ridestream/ridestream/processors"
@@ -29,7 +31,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	hours := fs.Int("hours", 12, "event-hours the rides span")
 	seed := fs.Uint64("seed", 1, "random seed")
 	dataDir := fs.String("data-dir", "", "directory for the embedded broker's data (default: a new temporary directory)")
-	spec := windowFlags(fs)
+	pipe := pipelineFlags(fs, "the demo records them for its pipeline")
 	logger := logFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
@@ -38,10 +40,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ws, err := spec()
+	spec, _, err := pipe()
 	if err != nil {
 		return err
 	}
+	ws := spec.Window
 	w := generate.Config{Seed: *seed, Rides: *rides, Partitions: int32(*partitions), Hours: *hours,
 		OutOfOrder: 0.05, Late: 0.01, Malformed: 0.005, Lateness: ws.Lateness, Heartbeats: true,
 		IdlePartitions: 1, IdleAfter: 0.75}
@@ -71,12 +74,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer pg.Stop()
 
 	brokers := b.Addrs()
-	if err := ensureTopic(brokers, DefaultTopic, w.Partitions, 1); err != nil {
+	if err := ensureTopic(brokers, spec.Input, w.Partitions, 1); err != nil {
 		return err
 	}
 	say("producing %d rides over %d event-hours to %d partitions: ~5%% out of order within the %v lateness, ~1%% late beyond it, %d malformed;\n    partition %d goes idle for the last quarter, and one heartbeat per partition at the end releases the last windows",
 		w.Rides, w.Hours, w.Partitions, ws.Lateness, w.MalformedCount(), w.Partitions-1)
-	produced, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: brokers, Topic: DefaultTopic, Total: w.Count(), Logger: log}, w.All)
+	produced, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: brokers, Topic: spec.Input, Total: w.Count(), Logger: log}, w.All)
 	if err != nil {
 		return err
 	}
@@ -90,7 +93,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	say("running the goka processors (route, clock, windows) and the sink until every ride and every final window is in PostgreSQL")
 	start := time.Now()
-	top, err := processors.Setup(processors.Config{Brokers: brokers, InputTopic: DefaultTopic, Window: ws, Logger: log})
+	err = withCluster(brokers, func(client sarama.Client, admin sarama.ClusterAdmin) error {
+		spec, err = kafka.ResolveSpec(client, admin, spec, nil, true, 1)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	top, err := processors.Setup(processors.Config{Spec: spec, Brokers: brokers, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -98,7 +108,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var g errgroup.Group
 	g.Go(func() error { return processors.Run(runCtx, top, nil) })
 	g.Go(func() error {
-		return sink.Run(runCtx, sink.Config{Brokers: brokers, Topic: DefaultTopic, FinalsTopic: top.Finals, DatabaseURL: pg.URL, Window: ws, Logger: log})
+		return sink.Run(runCtx, sink.Config{Brokers: brokers, Pipeline: spec, DatabaseURL: pg.URL, Logger: log})
 	})
 	pool, err := pgxpool.New(ctx, pg.URL)
 	if err != nil {
@@ -106,7 +116,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.Join(err, g.Wait())
 	}
 	defer pool.Close()
-	waitErr := waitDone(ctx, pool, DefaultTopic, int64(produced), int64(len(want)), generate.NewProgress(log, "pipeline", produced, 2*time.Second))
+	waitErr := waitDone(ctx, pool, spec.Input, int64(produced), int64(len(want)), generate.NewProgress(log, "pipeline", produced, 2*time.Second))
 	stopRun()
 	if err := errors.Join(waitErr, g.Wait()); err != nil {
 		return err

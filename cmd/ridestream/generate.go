@@ -12,6 +12,7 @@ import (
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/pipeline"
 )
 
 func itoa(v int) string { return strconv.Itoa(v) }
@@ -19,7 +20,7 @@ func itoa(v int) string { return strconv.Itoa(v) }
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("generate", stderr)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
-	topic := fs.String("topic", DefaultTopic, "topic to produce to (created with --partitions if missing)")
+	topic := fs.String("topic", pipeline.DefaultTopic, "topic to produce to (created with --partitions if missing)")
 	partitions := fs.Int("partitions", 4, "partitions to spread rides over (and to create the topic with)")
 	replication := fs.Int("replication", 1, "replication factor when creating the topic")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same messages")

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -16,40 +18,24 @@ import (
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
 	"github.com/ridestream/ridestream/views"
 )
 
-// processorFlags adds the pipeline's flags and returns a constructor.
-func processorFlags(fs interface {
-	String(name, value, usage string) *string
-	Int(name string, value int, usage string) *int
-	Duration(name string, value time.Duration, usage string) *time.Duration
-}) func() processors.Config {
-	prefix := fs.String("prefix", "ridestream", "names the pipeline's topics and consumer groups")
-	shards := fs.Int("shards", 16, "keys a window's zones are spread over")
-	wparts := fs.Int("window-partitions", 0, "partitions of the windows and finals topics (0: as many as the input)")
+func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlagSet("process", stderr)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	stages := fs.String("stages", "all", "stages to run here: all, or a list of route,clock,windows")
+	instance := fs.String("instance-id", "", "static group membership id, one per instance (a restart takes its partitions back at once)")
+	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
+	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8080 (empty: off)")
+	idle := fs.Duration("idle-heartbeat", 0, "live mode: write a heartbeat into an input partition idle this long (wall clock) that holds back windows (0: off)")
 	repl := fs.Int("replication", 1, "replication factor of the topics the pipeline creates")
 	batchMax := fs.Int("batch-max", 1000, "input records of one partition that route sends the clock stage in one message")
 	linger := fs.Duration("batch-linger", 20*time.Millisecond, "longest a record waits for its batch (adds at most this to the finals' latency)")
 	lag := fs.Duration("lag-interval", 10*time.Second, "how often each stage's consumer lag is read from Kafka for /metrics")
-	return func() processors.Config {
-		return processors.Config{Prefix: *prefix, Shards: *shards, WindowPartitions: int32(*wparts),
-			Replication: int16(*repl), BatchMax: *batchMax, BatchLinger: *linger, LagInterval: *lag}
-	}
-}
-
-func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("process", stderr)
-	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
-	topic := fs.String("topic", DefaultTopic, "rides input topic")
-	stages := fs.String("stages", "all", "stages to run here: all, or a list of route,clock,windows")
-	instance := fs.String("instance-id", "", "static group membership id (a restart takes its partitions back at once)")
-	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
-	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8080 (empty: off)")
-	idle := fs.Duration("idle-heartbeat", 0, "live mode: write a heartbeat into an input partition idle this long (wall clock) while the others are ahead (0: off)")
-	pipeline := processorFlags(fs)
-	spec := windowFlags(fs)
+	pipe := pipelineFlags(fs, "the first start records them in the pipeline's record; later starts use the record and refuse a flag that differs from it")
 	logger := logFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
@@ -58,7 +44,7 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ws, err := spec()
+	spec, set, err := pipe()
 	if err != nil {
 		return err
 	}
@@ -66,12 +52,19 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := pipeline()
-	cfg.Brokers, cfg.InputTopic, cfg.Window, cfg.InstanceID, cfg.SessionTimeout, cfg.IdleHeartbeat, cfg.Logger =
-		splitBrokers(*brokers), *topic, ws, *instance, *session, *idle, log
+	cfg := processors.Config{Spec: spec, Brokers: splitBrokers(*brokers), Replication: int16(*repl), InstanceID: *instance,
+		IdleHeartbeat: *idle, BatchMax: *batchMax, BatchLinger: *linger, LagInterval: *lag, SessionTimeout: *session, Logger: log}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	err = withCluster(cfg.Brokers, func(client sarama.Client, admin sarama.ClusterAdmin) error {
+		cfg.Spec, err = kafka.ResolveSpec(client, admin, spec, set, true, cfg.Replication)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("pipeline", "prefix", cfg.Prefix, "spec", cfg.Spec.Summary())
 	cfg.Ready = ops.NewReadiness(st...)
 	t, err := processors.Setup(cfg)
 	if err != nil {
@@ -92,10 +85,8 @@ func runWithOps(ctx context.Context, addr string, ready *ops.Readiness, log *slo
 func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("views", stderr)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
-	topic := fs.String("topic", DefaultTopic, "rides input topic")
-	prefix := fs.String("prefix", "ridestream", "the pipeline to read")
-	shards := fs.Int("shards", 16, "shards of the pipeline's window stage (as given to process)")
 	httpAddr := fs.String("http-addr", ":8090", "serve the chart page (/), /api/windows, /healthz, /readyz and /metrics here")
+	pipe := pipelineFlags(fs, "views take them from the pipeline's record and refuse a flag that differs from it")
 	logger := logFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
@@ -108,34 +99,61 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *shards < 1 {
-		return fmt.Errorf("--shards %d: must be positive", *shards)
+	given, set, err := pipe()
+	if err != nil {
+		return err
 	}
 	if *httpAddr == "" {
 		return errors.New("--http-addr: must not be empty")
 	}
-	top := &processors.Topology{Config: processors.Config{Brokers: bs, InputTopic: *topic, Prefix: *prefix, Shards: *shards},
-		Names: processors.NamesFor(*topic, *prefix)}
-	v, err := views.NewWindows(top)
-	if err != nil {
-		return err
-	}
-	ready := ops.NewReadiness("view")
+	ready := ops.NewReadiness("pipeline", "view")
+	var api lateHandler // the views' handler, once the pipeline's record is read
 	return runWithOps(ctx, *httpAddr, ready, log, func(ctx context.Context) error {
+		var spec pipeline.Spec
+		err := withCluster(bs, func(client sarama.Client, admin sarama.ClusterAdmin) error {
+			ready.Set("pipeline", "waiting for the record of pipeline "+given.Prefix)
+			var err error
+			spec, err = kafka.AwaitSpec(ctx, client, admin, given, set, 2*time.Second, func(why error) {
+				log.Info("waiting for the pipeline's record", "reason", why.Error())
+			})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		ready.Set("pipeline", "")
+		v, err := views.NewWindows(processors.NewTopology(processors.Config{Spec: spec, Brokers: bs}))
+		if err != nil {
+			return err
+		}
 		go func() {
 			for ctx.Err() == nil && !v.Recovered() {
 				time.Sleep(200 * time.Millisecond)
 			}
 			ready.Set("view", "")
 		}()
+		api.set(v.Handler())
 		return v.Run(ctx)
-	}, ops.Route{Pattern: "/api/", Handler: v.Handler()}, ops.Route{Pattern: "/{$}", Handler: v.Handler()})
+	}, ops.Route{Pattern: "/api/", Handler: &api}, ops.Route{Pattern: "/{$}", Handler: &api})
+}
+
+// lateHandler serves 503 until set gives it the handler to serve with.
+type lateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "waiting for the pipeline's record", http.StatusServiceUnavailable)
 }
 
 func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("heartbeat", stderr)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
-	topic := fs.String("topic", DefaultTopic, "rides input topic")
+	topic := fs.String("topic", pipeline.DefaultTopic, "rides input topic")
 	parts := fs.String("partitions", "all", "partitions to write a heartbeat into: all, or a comma-separated list")
 	at := fs.String("time", "now", "event time of the heartbeat: now, epoch milliseconds, or RFC 3339")
 	if err := envflag.Parse(fs, args); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
 	"github.com/ridestream/ridestream/sink"
 )
@@ -18,8 +19,7 @@ import (
 func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("reset", stderr)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
-	topic := fs.String("topic", DefaultTopic, "rides input topic (never deleted)")
-	prefix := fs.String("prefix", "ridestream", "the pipeline whose groups and topics to delete")
+	prefix := fs.String("prefix", pipeline.DefaultPrefix, "the pipeline whose record, groups and topics to delete (never its input topic)")
 	dry := fs.Bool("dry-run", false, "only list what would be deleted")
 	force := fs.Bool("force", false, "delete consumer groups even while they have active members")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for members of stopped processors to leave before refusing")
@@ -47,7 +47,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("connect to %v: %w", bs, err)
 	}
-	names := processors.NamesFor(*topic, *prefix)
+	names := pipeline.Spec{Prefix: *prefix}.Names()
 	plan, err := processors.Plan(admin, names)
 	admin.Close()
 	if err != nil {

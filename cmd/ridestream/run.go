@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ridestream/ridestream/internal/window"
-)
+	"github.com/IBM/sarama"
 
-// DefaultTopic is the rides input topic.
-const DefaultTopic = "rides"
+	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/pipeline"
+)
 
 type command struct {
 	name    string
@@ -80,24 +80,32 @@ func logFlags(fs *flag.FlagSet) func(io.Writer) (*slog.Logger, error) {
 	}
 }
 
-// windowFlags adds the event-time rule's flags (SPEC §3).
-func windowFlags(fs *flag.FlagSet) func() (window.Spec, error) {
-	d := window.DefaultSpec()
-	size := fs.Duration("window", d.Size, "tumbling window size")
-	late := fs.Duration("allowed-lateness", d.Lateness, "allowed lateness L: a window closes for a partition once its stream time reaches end+L")
-	skew := fs.Duration("max-future-skew", d.MaxFutureSkew, "reject records further than this ahead of their partition's stream time")
-	tz := fs.String("time-zone", "UTC", "IANA time zone whose local wall clock aligns the windows")
-	return func() (window.Spec, error) {
-		s := window.Spec{Size: *size, Lateness: *late, MaxFutureSkew: *skew}
-		if *tz != "" && *tz != "UTC" {
-			loc, err := time.LoadLocation(*tz)
-			if err != nil {
-				return s, fmt.Errorf("--time-zone %q: %w", *tz, err)
-			}
-			s.Location = loc
-		}
-		return s, s.Validate()
+// pipelineFlags adds --prefix and the pipeline's settings (its spec) to fs;
+// note says what the subcommand does with them. The returned function gives
+// the spec as given, the flags set explicitly, and a validation error.
+func pipelineFlags(fs *flag.FlagSet, note string) func() (pipeline.Spec, []string, error) {
+	prefix := fs.String("prefix", pipeline.DefaultPrefix, "names the pipeline's topics, consumer groups and record; its settings ("+
+		strings.Join(pipeline.SettingFlags(), ", ")+") are recorded: "+note)
+	given := pipeline.Flags(fs, pipeline.DefaultSpec())
+	return func() (pipeline.Spec, []string, error) {
+		spec, set := given()
+		spec.Prefix = *prefix
+		return spec, set, spec.Validate()
 	}
+}
+
+// withCluster runs fn with a client and an admin of brokers.
+func withCluster(brokers []string, fn func(sarama.Client, sarama.ClusterAdmin) error) error {
+	client, err := sarama.NewClient(brokers, kafka.NewConfig("ridestream-admin"))
+	if err != nil {
+		return fmt.Errorf("connect to %v: %w", brokers, err)
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return fmt.Errorf("connect to %v: %w", brokers, err)
+	}
+	return fn(client, admin)
 }
 
 // requireBrokers splits --brokers and insists on at least one address.

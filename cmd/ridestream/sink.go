@@ -42,16 +42,13 @@ func databaseFlags(fs interface {
 func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("sink", stderr)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
-	topic := fs.String("topic", DefaultTopic, "rides input topic")
-	finals := fs.String("finals-topic", "ridestream-finals", "the processors' finals topic, landed in hourly_revenue (empty: raw input only)")
-	group := fs.String("group", sink.DefaultGroup, "consumer group")
-	instance := fs.String("instance-id", "", "static group membership id (a restart takes its partitions back at once)")
+	instance := fs.String("instance-id", "", "static group membership id, one per instance (a restart takes its partitions back at once)")
 	batch := fs.Int("batch-rows", 10000, "rows per PostgreSQL transaction at most")
 	flush := fs.Duration("flush-interval", 200_000_000, "longest a row waits for its batch")
 	session := fs.Duration("session-timeout", 10_000_000_000, "consumer group session timeout")
 	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8081 (empty: off)")
 	dbURL := databaseFlags(fs)
-	spec := windowFlags(fs)
+	pipe := pipelineFlags(fs, "the sink takes them from the pipeline's record, waits until it exists, and refuses a flag that differs from it")
 	logger := logFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
@@ -60,7 +57,7 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ws, err := spec()
+	given, set, err := pipe()
 	if err != nil {
 		return err
 	}
@@ -69,9 +66,9 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	cfg := sink.Config{
-		Brokers: splitBrokers(*brokers), Topic: *topic, FinalsTopic: *finals, Group: *group, InstanceID: *instance,
+		Brokers: splitBrokers(*brokers), Pipeline: given, Set: set, InstanceID: *instance,
 		DatabaseURL: url, BatchRows: *batch, FlushInterval: *flush, SessionTimeout: *session,
-		Window: ws, Logger: log, Ready: ops.NewReadiness("postgres", "kafka"),
+		Logger: log, Ready: ops.NewReadiness("pipeline", "postgres", "kafka"),
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -27,14 +28,30 @@ func Parse(fs *flag.FlagSet, args []string) error {
 		f.Usage += " [$" + env + "]"
 		if v, ok := os.LookupEnv(env); ok && err == nil {
 			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("--%s from $%s: %w", f.Name, env, serr)
+				err = fmt.Errorf("--%s from $%s %q: %w", f.Name, env, v, serr)
 			}
 		}
 	})
 	if err != nil {
 		return err
 	}
-	return fs.Parse(args)
+	return named(fs.Parse(args))
+}
+
+// badValue is how package flag reports a value its flag refuses.
+var badValue = regexp.MustCompile(`^invalid value ("(?:[^"\\]|\\.)*") for flag -([\w.-]+): (.*)$`)
+
+// named rewrites package flag's "invalid value "x" for flag -name: why"
+// into "--name "x": why", the way every other configuration error here
+// names its flag.
+func named(err error) error {
+	if err == nil {
+		return nil
+	}
+	if m := badValue.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("--%s %s: %s", m[2], m[1], m[3])
+	}
+	return err
 }
 
 // OnCommandLine reports whether args set the flag name explicitly (as -name,

@@ -8,11 +8,12 @@ package generate
 
 import (
 	"fmt"
-
-	"github.com/ridestream/ridestream/internal/ride"
 	"math/rand/v2"
 	"strconv"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/pipeline"
+	"github.com/ridestream/ridestream/internal/ride"
 )
 
 // Config describes a workload.
@@ -162,8 +163,7 @@ func (c Config) All(yield func(Message) bool) {
 	if c.Heartbeats {
 		hb := start.Add(span + c.Lateness + time.Hour).UnixMilli()
 		for p := int32(0); p < c.Partitions; p++ {
-			v := []byte(`{"heartbeat":` + strconv.FormatInt(hb, 10) + `}`)
-			if !yield(Message{Partition: p, Value: v, Kind: Heartbeat}) {
+			if !yield(Message{Partition: p, Value: pipeline.Heartbeat(hb), Kind: Heartbeat}) {
 				return
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/window"
+	"github.com/ridestream/ridestream/processors"
 )
 
 // Pipeline is one end-to-end run under test: an input topic, a database,
@@ -126,10 +127,18 @@ func (p *Pipeline) ProcessArgs(instance string) []string {
 		"--instance-id", instance, "--session-timeout", "6s"}, p.RuleArgs()...)
 }
 
-// SinkArgs runs the sink of p.
+// SinkArgs runs the sink of p: the pipeline's prefix is all it needs to know
+// of it (its record says the rest).
 func (p *Pipeline) SinkArgs() []string {
-	return append([]string{"sink", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--finals-topic", p.Prefix + "-finals",
-		"--group", p.Prefix + "-sink", "--database-url", p.DBURL, "--instance-id", "sink-0", "--session-timeout", "6s"}, p.RuleArgs()...)
+	return []string{"sink", "--brokers", strings.Join(p.Env.Brokers, ","), "--prefix", p.Prefix,
+		"--database-url", p.DBURL, "--instance-id", "sink-0", "--session-timeout", "6s"}
+}
+
+// Topology is p's pipeline as its record describes it, for tests that read
+// its state in-process (views).
+func (p *Pipeline) Topology(t testing.TB) *processors.Topology {
+	t.Helper()
+	return processors.NewTopology(processors.Config{Spec: p.Env.ReadSpec(t, p.Prefix), Brokers: p.Env.Brokers})
 }
 
 // Counts returns records applied from the input and final rows stored.

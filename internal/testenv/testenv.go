@@ -29,6 +29,7 @@ import (
 	"github.com/ridestream/ridestream/internal/broker"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pgserver"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/internal/procstat"
 )
 
@@ -161,6 +162,52 @@ func (e *Env) NewDatabase(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// ReadSpec returns the record of the pipeline prefix.
+func (e *Env) ReadSpec(t testing.TB, prefix string) pipeline.Spec {
+	t.Helper()
+	var spec pipeline.Spec
+	err := e.withCluster(func(client sarama.Client, _ sarama.ClusterAdmin) error {
+		var err error
+		spec, err = kafka.ReadSpec(client, prefix)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("read the record of pipeline %s: %v", prefix, err)
+	}
+	return spec
+}
+
+// RecordPipeline writes the record of a pipeline with the default settings
+// over input, as the processors' first start would, for tests that run a
+// sink without processors.
+func (e *Env) RecordPipeline(t testing.TB, prefix, input string) pipeline.Spec {
+	t.Helper()
+	spec := pipeline.DefaultSpec()
+	spec.Prefix, spec.Input = prefix, input
+	err := e.withCluster(func(client sarama.Client, admin sarama.ClusterAdmin) error {
+		var err error
+		spec, err = kafka.ResolveSpec(client, admin, spec, nil, true, 1)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("record pipeline %s: %v", prefix, err)
+	}
+	return spec
+}
+
+func (e *Env) withCluster(fn func(sarama.Client, sarama.ClusterAdmin) error) error {
+	client, err := sarama.NewClient(e.Brokers, kafka.NewConfig("ridestream-test"))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return err
+	}
+	return fn(client, admin)
 }
 
 // MaxInputBytes is the max.message.bytes of test input topics: poison tests

@@ -187,9 +187,11 @@ type Decision struct {
 }
 
 // LateByMs is how far past its window's close a late ride arrived.
-func (d Decision) LateByMs(s Spec) int64 {
-	return d.STBefore - (d.WindowEnd + s.Lateness.Milliseconds())
-}
+func (d Decision) LateByMs(s Spec) int64 { return s.LateBy(d.WindowEnd, d.STBefore) }
+
+// LateBy is how far past the close of the window ending at end a ride came
+// that found its partition's stream time at st: st - (end + L).
+func (s Spec) LateBy(end, st int64) int64 { return st - (end + s.Lateness.Milliseconds()) }
 
 // Observe applies one valid ride with event time t to the clock and decides
 // it: it counts iff ST before it is < end + L; a ride more than MaxFutureSkew

@@ -1,18 +1,24 @@
-package processors
+package pipeline
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 )
 
-// Binary messages of the internal topics. Each starts with a version byte;
+// Binary messages of the processors' internal topics and tables (they cross
+// process boundaries: between processor instances, and to views). Each starts with a version byte;
 // integers are varints. Version 3 batches: one clock message carries many
 // input records and one window message many rides, so the changelogs are
 // written per batch, not per ride. Version 4: window keys subscribe to the
 // sources' clocks, and a clock closes exactly the windows that subscribed.
 
-const wireVersion = 4
+// WireVersion is the version byte of every internal message; it is part of
+// the pipeline record, so a pipeline written by another version is refused
+// before anything is read.
+const WireVersion = 4
 
 var errShort = errors.New("truncated message")
 
@@ -228,7 +234,7 @@ func (d *dec) amounts() Amounts {
 }
 
 func (d *dec) version(what string) {
-	if v := d.u8(); d.err == nil && v != wireVersion {
+	if v := d.u8(); d.err == nil && v != WireVersion {
 		d.err = fmt.Errorf("%s: unknown wire version %d", what, v)
 	}
 }
@@ -256,7 +262,7 @@ const (
 
 func (m Subscribe) encode() []byte {
 	e := enc{b: make([]byte, 0, 16)}
-	e.u8(wireVersion)
+	e.u8(WireVersion)
 	e.u8(kindSubscribe)
 	e.i(m.WindowStart)
 	return e.b
@@ -264,7 +270,7 @@ func (m Subscribe) encode() []byte {
 
 func (m ClockBatch) encode() []byte {
 	e := enc{b: make([]byte, 0, 16+len(m.Items)*32)}
-	e.u8(wireVersion)
+	e.u8(WireVersion)
 	e.u8(kindBatch)
 	e.i(m.Prev)
 	e.i(int64(len(m.Items)))
@@ -309,7 +315,7 @@ func decodeClockMsg(b []byte) (any, error) {
 
 func (s *ClockState) encode() []byte {
 	e := enc{b: make([]byte, 0, 32+len(s.Outs)*40)}
-	e.u8(wireVersion)
+	e.u8(WireVersion)
 	e.i(int64(s.Src))
 	e.i(s.LastOffset)
 	e.i(s.Seq)
@@ -352,7 +358,7 @@ func decodeClockState(b []byte) (*ClockState, error) {
 
 func (m WindowMsg) encode() []byte {
 	e := enc{b: make([]byte, 0, 32+len(m.Rides)*24)}
-	e.u8(wireVersion)
+	e.u8(WireVersion)
 	e.bool(m.Marker)
 	e.i(int64(m.Src))
 	e.i(m.Offset)
@@ -380,7 +386,7 @@ func decodeWindowMsg(b []byte) (WindowMsg, error) {
 
 func (s *WindowState) encode() []byte {
 	e := enc{b: make([]byte, 0, 64+len(s.Zones)*24+len(s.LastSeen)*5)}
-	e.u8(wireVersion)
+	e.u8(WireVersion)
 	e.i(s.WindowStart)
 	e.i(s.WindowEnd)
 	e.i(int64(len(s.Zones)))
@@ -430,10 +436,12 @@ func decodeWindowState(b []byte) (*WindowState, error) {
 
 // goka codecs.
 
-// clockMsgCodec carries ClockBatch and Subscribe values.
-type clockMsgCodec struct{}
+// ClockMsgCodec is the goka codec of the clock topic: ClockBatch and
+// Subscribe values.
+type ClockMsgCodec struct{}
 
-func (clockMsgCodec) Encode(v any) ([]byte, error) {
+// Encode implements goka.Codec.
+func (ClockMsgCodec) Encode(v any) ([]byte, error) {
 	switch m := v.(type) {
 	case ClockBatch:
 		return m.encode(), nil
@@ -442,11 +450,13 @@ func (clockMsgCodec) Encode(v any) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("clock message codec: got %T", v)
 }
-func (clockMsgCodec) Decode(b []byte) (any, error) { return decodeClockMsg(b) }
+// Decode implements goka.Codec.
+func (ClockMsgCodec) Decode(b []byte) (any, error) { return decodeClockMsg(b) }
 
 // ClockStateCodec is the goka codec of the clock table, for views.
 type ClockStateCodec struct{}
 
+// Encode implements goka.Codec.
 func (ClockStateCodec) Encode(v any) ([]byte, error) {
 	s, ok := v.(*ClockState)
 	if !ok {
@@ -454,22 +464,27 @@ func (ClockStateCodec) Encode(v any) ([]byte, error) {
 	}
 	return s.encode(), nil
 }
+// Decode implements goka.Codec.
 func (ClockStateCodec) Decode(b []byte) (any, error) { return decodeClockState(b) }
 
-type windowMsgCodec struct{}
+// WindowMsgCodec is the goka codec of the windows topic.
+type WindowMsgCodec struct{}
 
-func (windowMsgCodec) Encode(v any) ([]byte, error) {
+// Encode implements goka.Codec.
+func (WindowMsgCodec) Encode(v any) ([]byte, error) {
 	m, ok := v.(WindowMsg)
 	if !ok {
 		return nil, fmt.Errorf("window message codec: got %T", v)
 	}
 	return m.encode(), nil
 }
-func (windowMsgCodec) Decode(b []byte) (any, error) { return decodeWindowMsg(b) }
+// Decode implements goka.Codec.
+func (WindowMsgCodec) Decode(b []byte) (any, error) { return decodeWindowMsg(b) }
 
 // WindowStateCodec is the goka codec of the window table, for views.
 type WindowStateCodec struct{}
 
+// Encode implements goka.Codec.
 func (WindowStateCodec) Encode(v any) ([]byte, error) {
 	s, ok := v.(*WindowState)
 	if !ok {
@@ -477,12 +492,14 @@ func (WindowStateCodec) Encode(v any) ([]byte, error) {
 	}
 	return s.encode(), nil
 }
+// Decode implements goka.Codec.
 func (WindowStateCodec) Decode(b []byte) (any, error) { return decodeWindowState(b) }
 
-// rawCodec passes JSON side outputs and input bytes through.
-type rawCodec struct{}
+// RawCodec passes JSON side outputs and input bytes through.
+type RawCodec struct{}
 
-func (rawCodec) Encode(v any) ([]byte, error) {
+// Encode implements goka.Codec.
+func (RawCodec) Encode(v any) ([]byte, error) {
 	switch b := v.(type) {
 	case []byte:
 		return b, nil
@@ -491,4 +508,33 @@ func (rawCodec) Encode(v any) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("raw codec: got %T", v)
 }
-func (rawCodec) Decode(b []byte) (any, error) { return b, nil }
+// Decode implements goka.Codec.
+func (RawCodec) Decode(b []byte) (any, error) { return b, nil }
+
+// WindowKey is the window stage's key of (window start, shard).
+func WindowKey(start int64, shard int) string {
+	return strconv.FormatInt(start, 10) + "#" + strconv.Itoa(shard)
+}
+
+// Clone returns a deep copy of s.
+func (s *WindowState) Clone() *WindowState {
+	c := *s
+	c.Zones = slices.Clone(s.Zones)
+	c.LastSeen = slices.Clone(s.LastSeen)
+	c.Closed = slices.Clone(s.Closed)
+	return &c
+}
+
+// Add counts one ride in its zone.
+func (s *WindowState) Add(a Amounts) {
+	i, found := slices.BinarySearchFunc(s.Zones, a.Zone, func(z ZoneAgg, zone int32) int { return int(z.Zone) - int(zone) })
+	if !found {
+		s.Zones = slices.Insert(s.Zones, i, ZoneAgg{Zone: a.Zone})
+	}
+	z := &s.Zones[i]
+	z.Trips++
+	z.Cents += a.Cents
+	z.DistCenti += a.DistCenti
+	z.TipCents += a.TipCents
+	z.Pass += a.Passengers
+}

@@ -1,0 +1,146 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// InstanceGuard keeps two live processes from sharing one static group
+// membership id (--instance-id, a copied environment). The group coordinator
+// fences the older member whenever a newer one joins with its id; left
+// alone, the two fence each other back and forth for ever, since each
+// rejoins after being fenced.
+//
+// The guard tells the newcomer from the incumbent: a process that found a
+// member with its id registered in one of its groups when it started (a
+// live duplicate, or its own previous run that was killed and has not timed
+// out yet) and is then fenced within NewcomerWindow is the newcomer: another
+// live process holds the id, and this one must stop. A process killed and
+// restarted is never fenced (the dead member fences no one), so it keeps
+// its partitions as static membership intends; the incumbent of a duplicate
+// found no such member when it started, so when it is fenced it rejoins,
+// which fences the newcomer, which stops.
+type InstanceGuard struct {
+	id      string
+	started time.Time
+	claimed bool // a member with this id was registered when the process started
+
+	once sync.Once
+	done chan struct{}
+	err  error
+}
+
+// NewcomerWindow is how long after its start a process that found its id
+// registered stops when fenced.
+const NewcomerWindow = 2 * time.Minute
+
+// NewInstanceGuard looks, in each of groups, for a member registered with
+// the instance id that group uses (instances[group]). An empty map (no
+// --instance-id) gives a guard that never fires.
+func NewInstanceGuard(admin sarama.ClusterAdmin, id string, instances map[string]string) (*InstanceGuard, error) {
+	g := &InstanceGuard{id: id, started: time.Now(), done: make(chan struct{})}
+	if len(instances) == 0 {
+		return g, nil
+	}
+	groups := make([]string, 0, len(instances))
+	for group := range instances {
+		groups = append(groups, group)
+	}
+	desc, err := admin.DescribeConsumerGroups(groups)
+	if err != nil {
+		return nil, fmt.Errorf("describe consumer groups %v: %w", groups, err)
+	}
+	for _, d := range desc {
+		for _, m := range d.Members {
+			if m.GroupInstanceId != nil && *m.GroupInstanceId == instances[d.GroupId] {
+				g.claimed = true
+			}
+		}
+	}
+	return g, nil
+}
+
+// Observe looks at an error of a consumer group of this process; a fencing
+// of a newcomer makes the guard fire.
+func (g *InstanceGuard) Observe(err error) {
+	if g == nil || !errors.Is(err, sarama.ErrFencedInstancedId) || !g.claimed || time.Since(g.started) > NewcomerWindow {
+		return
+	}
+	g.once.Do(func() {
+		g.err = fmt.Errorf("--instance-id %s: another live instance holds this id (its group membership was already registered when this process "+
+			"started, and the group coordinator fenced this process %v later); give every instance its own --instance-id",
+			g.id, time.Since(g.started).Round(time.Second))
+		close(g.done)
+	})
+}
+
+// Done is closed when the guard fires; Err then says why.
+func (g *InstanceGuard) Done() <-chan struct{} { return g.done }
+
+// Err is the reason the guard fired; read it after Done is closed.
+func (g *InstanceGuard) Err() error { return g.err }
+
+// Fired is Err when the guard has fired, else nil.
+func (g *InstanceGuard) Fired() error {
+	select {
+	case <-g.done:
+		return g.err
+	default:
+		return nil
+	}
+}
+
+// Wait returns Err once the guard fires, or nil when ctx ends first (or
+// when g is nil).
+func (g *InstanceGuard) Wait(ctx context.Context) error {
+	if g == nil {
+		<-ctx.Done()
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-g.done:
+		return g.err
+	}
+}
+
+// GuardedGroup passes a consumer group's errors (Consume's and the Errors
+// channel's) to an InstanceGuard.
+type GuardedGroup struct {
+	sarama.ConsumerGroup
+	guard *InstanceGuard
+	errs  chan error
+}
+
+// NewGuardedGroup wraps cg; its config must return errors
+// (Consumer.Return.Errors).
+func NewGuardedGroup(cg sarama.ConsumerGroup, guard *InstanceGuard) *GuardedGroup {
+	g := &GuardedGroup{ConsumerGroup: cg, guard: guard, errs: make(chan error, 64)}
+	go func() {
+		defer close(g.errs)
+		for err := range cg.Errors() {
+			guard.Observe(err)
+			select {
+			case g.errs <- err:
+			default: // nobody listening now: as sarama itself does
+			}
+		}
+	}()
+	return g
+}
+
+// Consume implements sarama.ConsumerGroup.
+func (g *GuardedGroup) Consume(ctx context.Context, topics []string, handler sarama.ConsumerGroupHandler) error {
+	err := g.ConsumerGroup.Consume(ctx, topics, handler)
+	g.guard.Observe(err)
+	return err
+}
+
+// Errors implements sarama.ConsumerGroup.
+func (g *GuardedGroup) Errors() <-chan error { return g.errs }
