@@ -268,8 +268,8 @@ type handler struct {
 	window window.Spec
 	finals bool // the group consumes the finals topic
 	w      *writer
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	pool   *pgxpool.Pool
+	log    *slog.Logger
 	// ready names the group's /readyz condition: kafka or kafka-finals.
 	ready string
 

@@ -131,7 +131,6 @@ func (c *chunk) reject(msg *sarama.ConsumerMessage, reason string) {
 	c.rejects = append(c.rejects, rejectRow{partition: msg.Partition, offset: msg.Offset, raw: raw, reason: reason})
 }
 
-
 // writer commits chunks from all claims in batched transactions. It is the
 // only goroutine that writes, so batches commit in the order chunks arrive.
 type writer struct {

@@ -450,6 +450,7 @@ func (ClockMsgCodec) Encode(v any) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("clock message codec: got %T", v)
 }
+
 // Decode implements goka.Codec.
 func (ClockMsgCodec) Decode(b []byte) (any, error) { return decodeClockMsg(b) }
 
@@ -464,6 +465,7 @@ func (ClockStateCodec) Encode(v any) ([]byte, error) {
 	}
 	return s.encode(), nil
 }
+
 // Decode implements goka.Codec.
 func (ClockStateCodec) Decode(b []byte) (any, error) { return decodeClockState(b) }
 
@@ -478,6 +480,7 @@ func (WindowMsgCodec) Encode(v any) ([]byte, error) {
 	}
 	return m.encode(), nil
 }
+
 // Decode implements goka.Codec.
 func (WindowMsgCodec) Decode(b []byte) (any, error) { return decodeWindowMsg(b) }
 
@@ -492,6 +495,7 @@ func (WindowStateCodec) Encode(v any) ([]byte, error) {
 	}
 	return s.encode(), nil
 }
+
 // Decode implements goka.Codec.
 func (WindowStateCodec) Decode(b []byte) (any, error) { return decodeWindowState(b) }
 
@@ -508,6 +512,7 @@ func (RawCodec) Encode(v any) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("raw codec: got %T", v)
 }
+
 // Decode implements goka.Codec.
 func (RawCodec) Decode(b []byte) (any, error) { return b, nil }
 
