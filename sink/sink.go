@@ -218,21 +218,6 @@ func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.I
 		sc.Consumer.Group.InstanceId = instance
 	}
 	log = log.With("group", group)
-	var cg sarama.ConsumerGroup
-	if err := retry(ctx, log, nil, "join consumer group", func(context.Context) error {
-		inner, err := sarama.NewConsumerGroup(cfg.Brokers, group, sc)
-		if err == nil {
-			cg = kafka.NewGuardedGroup(inner, guard)
-		}
-		return err
-	}); err != nil {
-		return nil // ctx ended before Kafka was reachable
-	}
-	go func() {
-		for err := range cg.Errors() {
-			log.Warn("consumer group error", "err", err)
-		}
-	}()
 	finals := topic == spec.Names().Finals
 	ready := "kafka"
 	if finals {
@@ -240,19 +225,52 @@ func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.I
 	}
 	h := &handler{cfg: cfg, window: spec.Window, finals: finals, w: w, pool: pool, log: log, ready: ready, state: map[topicPartition]*partitionState{}}
 	for ctx.Err() == nil {
-		if err := cg.Consume(ctx, []string{topic}, h); err != nil {
-			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
-				break
+		var cg sarama.ConsumerGroup
+		if err := retry(ctx, log, nil, "join consumer group", func(context.Context) error {
+			inner, err := sarama.NewConsumerGroup(cfg.Brokers, group, sc)
+			if err == nil {
+				cg = kafka.NewGuardedGroup(inner, guard)
 			}
-			log.Warn("consume session ended, rejoining", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+			return err
+		}); err != nil {
+			return nil // ctx ended before Kafka was reachable
+		}
+		go func() {
+			for err := range cg.Errors() {
+				log.Warn("consumer group error", "err", err)
 			}
+		}()
+		err := consumeSessions(ctx, cg, topic, h, log)
+		if cerr := cg.Close(); cerr != nil {
+			return fmt.Errorf("close consumer group %s: %w", group, cerr)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if err := cg.Close(); err != nil {
-		return fmt.Errorf("close consumer group %s: %w", group, err)
+	return nil
+}
+
+// consumeSessions runs cg's sessions until ctx ends, cg is closed, or the
+// member was fenced: another member joined with its static id, and only a
+// new consumer group (a new member id) can join again.
+func consumeSessions(ctx context.Context, cg sarama.ConsumerGroup, topic string, h *handler, log *slog.Logger) error {
+	for ctx.Err() == nil {
+		err := cg.Consume(ctx, []string{topic}, h)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, sarama.ErrClosedConsumerGroup):
+			return nil
+		case errors.Is(err, sarama.ErrFencedInstancedId):
+			log.Warn("fenced by a member with the same --instance-id; joining again", "err", err)
+			return nil
+		}
+		log.Warn("consume session ended, rejoining", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 	return nil
 }

@@ -273,6 +273,12 @@ type Proc struct {
 // test's temp dir.
 func StartProc(t testing.TB, logName string, args ...string) *Proc {
 	t.Helper()
+	return StartProcEnv(t, logName, nil, args...)
+}
+
+// StartProcEnv is StartProc with env (KEY=value) added to the environment.
+func StartProcEnv(t testing.TB, logName string, env []string, args ...string) *Proc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), logName)
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -280,7 +286,7 @@ func StartProc(t testing.TB, logName string, args ...string) *Proc {
 	}
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=1"), env...)
 	// A test binary killed by its timeout leaves no processes behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
