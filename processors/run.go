@@ -117,7 +117,8 @@ func (t *Topology) startBatcher() (finish func(), err error) {
 	}, nil
 }
 
-// gokaOptions hardens goka for the contract (DESIGN-NOTES): the idempotent
+// gokaOptions hardens goka for the contract (docs/design.md, "goka
+// hardening"): the idempotent
 // producer with one request in flight, Kafka's murmur2 partitioning, new
 // groups from the oldest offset, commits of contiguous prefixes only, static
 // membership, configurable replication, memory storage.

@@ -1,6 +1,6 @@
 // Package processors computes event-time hourly revenue with allowed lateness
 // on goka, deterministically: the final table is a pure function of the input
-// log (SPEC §3).
+// log (docs/contract.md).
 //
 // Three goka processors, each a consumer group that scales out by partitions:
 //

@@ -253,7 +253,7 @@ func verify(t *testing.T, pool *pgxpool.Pool, rule model.Rule, parts [][][]byte)
 		t.Errorf("late_rides: %d rows, model says %d", nLate, len(want.Late))
 	}
 
-	// The identity of SPEC §5 per partition: records read = rides + rejected + heartbeats.
+	// The identity of docs/contract.md, "Guarantees", per partition: records read = rides + rejected + heartbeats.
 	var read, rides, rejected, heartbeats int64
 	if err := pool.QueryRow(ctx, `SELECT sum(next_offset), sum(rides), sum(rejected), sum(heartbeats) FROM sink_progress`).
 		Scan(&read, &rides, &rejected, &heartbeats); err != nil {

@@ -1,7 +1,8 @@
 // Package kafka holds the sarama settings every ridestream client shares and
 // the topic management the topology needs.
 //
-// Defaults differ from sarama's on purpose (DESIGN-NOTES): protocol version
+// Defaults differ from sarama's on purpose (docs/design.md, "goka
+// hardening"): protocol version
 // ≥ 2.1 because Kafka 4 removed older ones, acks=all with an idempotent
 // producer and one request in flight so retries neither duplicate nor reorder.
 package kafka

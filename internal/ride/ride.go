@@ -1,4 +1,5 @@
-// Package ride decodes and validates taxi-ride messages (SPEC §2).
+// Package ride decodes and validates taxi-ride messages (docs/contract.md,
+// "Input").
 //
 // Every input yields either a Record (a ride or a heartbeat) or a *DecodeError
 // whose message is fit for the rejected table. Money becomes integer cents on
@@ -117,7 +118,7 @@ type wire struct {
 }
 
 // Decode parses one message value. It never panics; a nil error means the
-// Record is valid per SPEC §2.
+// Record is valid (docs/contract.md, "Input").
 func Decode(value []byte) (Record, error) {
 	if len(value) > MaxMessageBytes {
 		return Record{}, &DecodeError{Reason: fmt.Sprintf("message is %d bytes, limit is %d", len(value), MaxMessageBytes)}

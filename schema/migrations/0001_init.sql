@@ -1,4 +1,4 @@
--- ridestream schema v1 (SPEC §4). Money is numeric(…,2) summed from integer
+-- ridestream schema v1 (docs/contract.md, "Outputs"). Money is numeric(…,2) summed from integer
 -- cents; trip distance is numeric(…,2) miles summed from integer hundredths,
 -- so every sum is exact and independent of arrival order.
 
