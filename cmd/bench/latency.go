@@ -76,8 +76,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 	defer pool.Close()
 	procAddr, sinkAddr := freeAddr(), freeAddr()
 	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", "bench_lat", "--log-level", "warn", "--http-addr", procAddr)
-	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--topic", topic, "--finals-topic", "bench_lat-finals",
-		"--group", "bench-lat-sink", "--log-level", "warn", "--http-addr", sinkAddr)
+	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--prefix", "bench_lat", "--log-level", "warn", "--http-addr", sinkAddr)
 	snk.Env = append(os.Environ(), "RIDESTREAM_DATABASE_URL="+dbURL)
 	if err := startAll(proc, snk); err != nil {
 		return latency{}, err

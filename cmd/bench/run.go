@@ -269,8 +269,7 @@ func runE2E(ctx context.Context, c config, pg *pgserver.Server, topic string, i,
 	pgBefore := cpuTree(pg.Pid())
 	start := time.Now()
 	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", prefix, "--log-level", "warn")
-	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--topic", topic, "--finals-topic", prefix+"-finals",
-		"--group", prefix+"-sink", "--log-level", "warn")
+	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--prefix", prefix, "--log-level", "warn")
 	snk.Env = append(os.Environ(), "RIDESTREAM_DATABASE_URL="+dbURL)
 	if err := startAll(proc, snk); err != nil {
 		return r, err
