@@ -2,9 +2,10 @@ package processors
 
 import (
 	"context"
-	"github.com/ridestream/ridestream/internal/pipeline"
 	"sync"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/pipeline"
 
 	"github.com/lovoo/goka"
 )

@@ -1,8 +1,9 @@
 package processors
 
 import (
-	"github.com/ridestream/ridestream/internal/pipeline"
 	"sync"
+
+	"github.com/ridestream/ridestream/internal/pipeline"
 )
 
 // Chain remembers, for one source partition in one route session, the last

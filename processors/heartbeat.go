@@ -10,8 +10,8 @@ import (
 )
 
 // WriteHeartbeats writes one heartbeat at ms into each partition of topic.
-func WriteHeartbeats(brokers []string, topic string, partitions []int32, ms int64) (int, error) {
-	w, err := newHeartbeatWriter(brokers)
+func WriteHeartbeats(conn kafka.Conn, topic string, partitions []int32, ms int64) (int, error) {
+	w, err := newHeartbeatWriter(conn)
 	if err != nil {
 		return 0, err
 	}
@@ -25,12 +25,12 @@ func WriteHeartbeats(brokers []string, topic string, partitions []int32, ms int6
 // heartbeatWriter writes heartbeats into chosen partitions.
 type heartbeatWriter struct{ p sarama.SyncProducer }
 
-func newHeartbeatWriter(brokers []string) (*heartbeatWriter, error) {
-	cfg := kafka.NewConfig("ridestream-heartbeat")
+func newHeartbeatWriter(conn kafka.Conn) (*heartbeatWriter, error) {
+	cfg := conn.Config("ridestream-heartbeat")
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	p, err := sarama.NewSyncProducer(brokers, cfg)
+	p, err := sarama.NewSyncProducer(conn.Brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect producer to %v: %w", brokers, err)
+		return nil, fmt.Errorf("connect producer to %v: %w", conn.Brokers, err)
 	}
 	return &heartbeatWriter{p: p}, nil
 }

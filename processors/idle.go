@@ -3,9 +3,10 @@ package processors
 import (
 	"context"
 	"fmt"
-	"github.com/ridestream/ridestream/internal/pipeline"
 	"sync"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/pipeline"
 
 	"github.com/lovoo/goka"
 
@@ -50,7 +51,7 @@ func (o *ownership) has(p int32) bool {
 // The decision lands in the input log, so a replay reproduces it; no window
 // ever closes on the wall clock alone.
 func (t *Topology) runIdleHeartbeats(ctx context.Context, idle time.Duration) error {
-	view, err := goka.NewView(t.Brokers, goka.Table(t.ClockTable), pipeline.ClockStateCodec{}, ViewOptions(t.Prefix+"-idle")...)
+	view, err := goka.NewView(t.Kafka.Brokers, goka.Table(t.ClockTable), pipeline.ClockStateCodec{}, ViewOptions(t.Kafka, t.Prefix+"-idle")...)
 	if err != nil {
 		return fmt.Errorf("open view of %s: %w", t.ClockTable, err)
 	}
@@ -103,7 +104,7 @@ func (t *Topology) runIdleHeartbeats(ctx context.Context, idle time.Duration) er
 				continue
 			}
 			if hb == nil {
-				if hb, err = newHeartbeatWriter(t.Brokers); err != nil {
+				if hb, err = newHeartbeatWriter(t.Kafka); err != nil {
 					log.Warn("idle heartbeat failed", "partition", p, "err", err)
 					continue
 				}

@@ -49,7 +49,7 @@ func (t *Topology) exportLag(ctx context.Context, stages []string, every time.Du
 		}
 		if admin == nil {
 			var err error
-			if client, err = sarama.NewClient(t.Brokers, t.saramaConfig(t.Prefix+"-lag")); err != nil {
+			if client, err = sarama.NewClient(t.Kafka.Brokers, t.saramaConfig(t.Prefix+"-lag")); err != nil {
 				t.Logger.Debug("consumer lag: connect", "err", err)
 				continue
 			}

@@ -2,8 +2,9 @@ package processors
 
 import (
 	"context"
-	"github.com/ridestream/ridestream/internal/pipeline"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/pipeline"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"

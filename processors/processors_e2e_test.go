@@ -157,8 +157,8 @@ func TestFinalsMatchModel(t *testing.T) {
 	if err := snk.Stop(30 * time.Second); err != nil {
 		t.Fatalf("sink did not stop on SIGTERM: %v", err)
 	}
-	reset := testenv.StartProc(t, "reset.log", "reset", "--brokers", strings.Join(p.Env.Brokers, ","),
-		"--prefix", p.Prefix, "--postgres", "finals", "--database-url", p.DBURL)
+	reset := testenv.StartProc(t, "reset.log", append(append([]string{"reset"}, p.Env.KafkaArgs...),
+		"--prefix", p.Prefix, "--postgres", "finals", "--database-url", p.DBURL)...)
 	if err := reset.Wait(); err != nil {
 		t.Fatalf("reset: %v\n%s", err, reset.Tail(3000))
 	}

@@ -54,10 +54,10 @@ func (e *ErrGroupActive) Error() string {
 // gone so they can be created afresh. A group with members is refused unless
 // force; a static member of a stopped processor stays registered until its
 // session times out, so Reset first waits up to wait for members to go.
-func Reset(brokers []string, plan ResetPlan, force bool, wait time.Duration) error {
-	admin, err := sarama.NewClusterAdmin(brokers, kafka.NewConfig("ridestream-reset"))
+func Reset(conn kafka.Conn, plan ResetPlan, force bool, wait time.Duration) error {
+	admin, err := conn.NewAdmin("ridestream-reset")
 	if err != nil {
-		return fmt.Errorf("connect to %v: %w", brokers, err)
+		return err
 	}
 	defer admin.Close()
 	for until := time.Now().Add(wait); len(plan.Groups) > 0 && !force; time.Sleep(500 * time.Millisecond) {

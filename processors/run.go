@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ridestream/ridestream/internal/pipeline"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/pipeline"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -52,7 +53,7 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 	backoff := time.Second
 	for {
 		start := time.Now()
-		p, err := goka.NewProcessor(t.Brokers, graph(), t.gokaOptions(stage, log)...)
+		p, err := goka.NewProcessor(t.Kafka.Brokers, graph(), t.gokaOptions(stage, log)...)
 		var finish func()
 		if err == nil && stage == StageRoute {
 			finish, err = t.startBatcher()
@@ -94,7 +95,7 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 // finish flushes what is left and closes the emitter; call it after the
 // processor stopped.
 func (t *Topology) startBatcher() (finish func(), err error) {
-	em, err := goka.NewEmitter(t.Brokers, goka.Stream(t.Clock), pipeline.ClockMsgCodec{},
+	em, err := goka.NewEmitter(t.Kafka.Brokers, goka.Stream(t.Clock), pipeline.ClockMsgCodec{},
 		goka.WithEmitterClientID(t.Prefix+"-route-batches"),
 		goka.WithEmitterHasher(kafka.KafkaHasher),
 		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(t.saramaConfig(t.Prefix+"-route-batches"))))
@@ -189,7 +190,7 @@ func (t *Topology) stageGroup(stage string) string {
 }
 
 func (t *Topology) saramaConfig(clientID string) *sarama.Config {
-	c := kafka.NewConfig(clientID)
+	c := t.Kafka.Config(clientID)
 	// Retry a write for minutes before giving up: a gap would break the
 	// prefix rule. (sarama sizes per-partition state by Retry.Max, so
 	// the backoff grows instead of the count.)
@@ -212,8 +213,8 @@ func (t *Topology) saramaConfig(clientID string) *sarama.Config {
 // ViewOptions configures a goka view the way the processors write their
 // tables: murmur2 partitioning, memory storage, Kafka ≥ 3.6 protocol, oldest
 // offset.
-func ViewOptions(clientID string) []goka.ViewOption {
-	cfg := kafka.NewConfig(clientID)
+func ViewOptions(conn kafka.Conn, clientID string) []goka.ViewOption {
+	cfg := conn.Config(clientID)
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	return []goka.ViewOption{
 		goka.WithViewHasher(kafka.KafkaHasher),

@@ -2,11 +2,12 @@ package processors
 
 import (
 	"fmt"
-	"github.com/ridestream/ridestream/internal/pipeline"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/pipeline"
 
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"

@@ -2,10 +2,11 @@ package processors
 
 import (
 	"fmt"
-	"github.com/ridestream/ridestream/internal/pipeline"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/pipeline"
 
 	"github.com/lovoo/goka"
 

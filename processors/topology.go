@@ -33,14 +33,11 @@
 package processors
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
-
-	"github.com/IBM/sarama"
 
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
@@ -52,7 +49,8 @@ type Config struct {
 	// Spec is the pipeline, as recorded (kafka.ResolveSpec): input, window
 	// rule, shards, names.
 	pipeline.Spec
-	Brokers []string
+	// Kafka is how every client of the processors reaches the cluster.
+	Kafka kafka.Conn
 	// Replication of the topics the pipeline creates (default 1).
 	Replication int16
 	// InstanceID enables static group membership (suffixed per stage).
@@ -98,8 +96,6 @@ func (c *Config) withDefaults() {
 // Validate reports a configuration error naming the flag.
 func (c Config) Validate() error {
 	switch {
-	case len(c.Brokers) == 0:
-		return errors.New("--brokers: at least one broker address is required")
 	case c.BatchMax < 0 || c.BatchMax > 10000:
 		return fmt.Errorf("--batch-max %d: must be within 1..10000", c.BatchMax)
 	case c.BatchLinger < 0 || c.BatchLinger > 10*time.Second:
@@ -110,6 +106,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--idle-heartbeat %v: must not be negative", c.IdleHeartbeat)
 	case c.Replication < 0:
 		return fmt.Errorf("--replication %d: must be positive", c.Replication)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return err
 	}
 	return c.Spec.Validate()
 }
@@ -186,9 +185,9 @@ func Setup(cfg Config) (*Topology, error) {
 		return nil, fmt.Errorf("pipeline %q: no input partition count (the spec must come from its record)", cfg.Prefix)
 	}
 	t := NewTopology(cfg)
-	admin, err := sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig(cfg.Prefix+"-admin"))
+	admin, err := cfg.Kafka.NewAdmin(cfg.Prefix + "-admin")
 	if err != nil {
-		return nil, fmt.Errorf("connect to %v: %w", cfg.Brokers, err)
+		return nil, err
 	}
 	defer admin.Close()
 	wp, rf := t.WindowPartitions, cfg.Replication

@@ -34,8 +34,8 @@ import (
 
 // Config configures a sink. Zero values take the documented defaults.
 type Config struct {
-	// Brokers to bootstrap from.
-	Brokers []string
+	// Kafka is how the sink reaches the cluster.
+	Kafka kafka.Conn
 	// Pipeline names the pipeline (its Prefix); the sink takes its input,
 	// window rule, topics and groups from the pipeline's record. The
 	// settings whose flags are in Set were given explicitly: the sink
@@ -79,8 +79,6 @@ func (c *Config) withDefaults() {
 // Validate reports a configuration error naming the flag.
 func (c Config) Validate() error {
 	switch {
-	case len(c.Brokers) == 0:
-		return errors.New("--brokers: at least one broker address is required")
 	case c.DatabaseURL == "":
 		return errors.New("--database-url: must not be empty")
 	case c.BatchRows < 0:
@@ -90,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
 		return fmt.Errorf("--database-url: %w", err)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return err
 	}
 	return c.Pipeline.Validate()
 }
@@ -121,15 +122,15 @@ func Run(ctx context.Context, cfg Config) error {
 	var admin sarama.ClusterAdmin
 	if err := retry(ctx, log, nil, "connect to Kafka", func(context.Context) error {
 		var err error
-		admin, err = sarama.NewClusterAdmin(cfg.Brokers, kafka.NewConfig("ridestream-sink-admin"))
+		admin, err = cfg.Kafka.NewAdmin("ridestream-sink-admin")
 		return err
 	}); err != nil {
 		return err
 	}
 	defer admin.Close()
-	client, err := sarama.NewClient(cfg.Brokers, kafka.NewConfig("ridestream-sink-admin"))
+	client, err := cfg.Kafka.NewClient("ridestream-sink-admin")
 	if err != nil {
-		return fmt.Errorf("connect to Kafka: %w", err)
+		return err
 	}
 	defer client.Close()
 	// Nothing is landed before the pipeline's record says how to classify it.
@@ -206,7 +207,7 @@ func Run(ctx context.Context, cfg Config) error {
 // consume runs one consumer group over topic until ctx ends, rejoining after
 // errors, and closes it.
 func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.InstanceGuard, log *slog.Logger, w *writer, pool *pgxpool.Pool, group, instance, topic string) error {
-	sc := kafka.NewConfig("ridestream-sink")
+	sc := cfg.Kafka.Config("ridestream-sink")
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Group.Session.Timeout = cfg.SessionTimeout
@@ -227,7 +228,7 @@ func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.I
 	for ctx.Err() == nil {
 		var cg sarama.ConsumerGroup
 		if err := retry(ctx, log, nil, "join consumer group", func(context.Context) error {
-			inner, err := sarama.NewConsumerGroup(cfg.Brokers, group, sc)
+			inner, err := sarama.NewConsumerGroup(cfg.Kafka.Brokers, group, sc)
 			if err == nil {
 				cg = kafka.NewGuardedGroup(inner, guard)
 			}

@@ -36,7 +36,7 @@ func expected(w generate.Config) [][][]byte {
 
 func produce(t *testing.T, env *testenv.Env, topic string, w generate.Config, rate float64) {
 	t.Helper()
-	n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: topic, Rate: rate, Total: w.Count()}, w.All)
+	n, err := generate.Produce(context.Background(), generate.ProduceOptions{Kafka: env.Kafka, Topic: topic, Rate: rate, Total: w.Count()}, w.All)
 	if err != nil {
 		t.Errorf("produce: %v", err)
 	}
@@ -51,8 +51,8 @@ func produce(t *testing.T, env *testenv.Env, topic string, w generate.Config, ra
 func sinkArgs(t *testing.T, env *testenv.Env, topic, dbURL string) []string {
 	prefix := "sink-" + topic
 	env.RecordPipeline(t, prefix, topic)
-	return []string{"sink", "--brokers", strings.Join(env.Brokers, ","), "--prefix", prefix,
-		"--database-url", dbURL, "--instance-id", "sink-0", "--session-timeout", "6s", "--batch-rows", "5000"}
+	return append(append([]string{"sink"}, env.KafkaArgs...), "--prefix", prefix,
+		"--database-url", dbURL, "--instance-id", "sink-0", "--session-timeout", "6s", "--batch-rows", "5000")
 }
 
 func applied(ctx context.Context, t *testing.T, pool *pgxpool.Pool, topic string) int64 {

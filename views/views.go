@@ -29,7 +29,7 @@ type Windows struct {
 
 // NewWindows opens a view over the pipeline's window table.
 func NewWindows(top *processors.Topology) (*Windows, error) {
-	v, err := goka.NewView(top.Brokers, goka.Table(top.WindowsTable), pipeline.WindowStateCodec{}, processors.ViewOptions(top.Prefix+"-view")...)
+	v, err := goka.NewView(top.Kafka.Brokers, goka.Table(top.WindowsTable), pipeline.WindowStateCodec{}, processors.ViewOptions(top.Kafka, top.Prefix+"-view")...)
 	if err != nil {
 		return nil, fmt.Errorf("open view of %s: %w", top.WindowsTable, err)
 	}

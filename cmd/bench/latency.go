@@ -88,7 +88,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 		}
 	}
 	produceStart := time.Now()
-	if _, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: []string{c.brokers}, Topic: topic, Rate: rate, Total: w.Count(), Logger: log}, w.All); err != nil {
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: kafka.Conn{Brokers: []string{c.brokers}}, Topic: topic, Rate: rate, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return latency{}, err
 	}
 	if _, _, err := waitCommitted(ctx, pool, topic, w.Count(), wantFinals, proc, snk); err != nil {
@@ -145,7 +145,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 // last partition to close it (a window is final when every partition has
 // closed it).
 func windowCloses(brokers, topic string, rule model.Rule) (map[int64]time.Time, error) {
-	client, err := sarama.NewClient([]string{brokers}, kafka.NewConfig("bench-latency-reader"))
+	client, err := kafka.Conn{Brokers: []string{brokers}}.NewClient("bench-latency-reader")
 	if err != nil {
 		return nil, err
 	}

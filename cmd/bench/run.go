@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string) error {
 	parts = nil
 	runtime.GC() // the model's garbage: collect it now, not while measuring
 	say("producing %d messages to %s", w.Count(), topic)
-	if _, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: []string{c.brokers}, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: kafka.Conn{Brokers: []string{c.brokers}}, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return err
 	}
 
@@ -420,7 +420,7 @@ func cpuOfPidFile(path string) (float64, error) {
 }
 
 func createTopic(brokers, topic string, partitions int32) error {
-	admin, err := sarama.NewClusterAdmin([]string{brokers}, kafka.NewConfig("bench"))
+	admin, err := kafka.Conn{Brokers: []string{brokers}}.NewAdmin("bench")
 	if err != nil {
 		return err
 	}
@@ -430,7 +430,7 @@ func createTopic(brokers, topic string, partitions int32) error {
 }
 
 func topicRecords(brokers, topic string) (int64, error) {
-	client, err := sarama.NewClient([]string{brokers}, kafka.NewConfig("bench"))
+	client, err := kafka.Conn{Brokers: []string{brokers}}.NewClient("bench")
 	if err != nil {
 		return 0, err
 	}

@@ -73,13 +73,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer pg.Stop()
 
-	brokers := b.Addrs()
-	if err := ensureTopic(brokers, spec.Input, w.Partitions, 1); err != nil {
+	conn := kafka.Conn{Brokers: b.Addrs()}
+	if err := ensureTopic(conn, spec.Input, w.Partitions, 1); err != nil {
 		return err
 	}
 	say("producing %d rides over %d event-hours to %d partitions: ~5%% out of order within the %v lateness, ~1%% late beyond it, %d malformed;\n    partition %d goes idle for the last quarter, and one heartbeat per partition at the end releases the last windows",
 		w.Rides, w.Hours, w.Partitions, ws.Lateness, w.MalformedCount(), w.Partitions-1)
-	produced, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: brokers, Topic: spec.Input, Total: w.Count(), Logger: log}, w.All)
+	produced, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: conn, Topic: spec.Input, Total: w.Count(), Logger: log}, w.All)
 	if err != nil {
 		return err
 	}
@@ -93,14 +93,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	say("running the goka processors (route, clock, windows) and the sink until every ride and every final window is in PostgreSQL")
 	start := time.Now()
-	err = withCluster(brokers, func(client sarama.Client, admin sarama.ClusterAdmin) error {
+	err = conn.WithCluster("ridestream-demo", func(client sarama.Client, admin sarama.ClusterAdmin) error {
 		spec, err = kafka.ResolveSpec(client, admin, spec, nil, true, 1)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	top, err := processors.Setup(processors.Config{Spec: spec, Brokers: brokers, Logger: log})
+	top, err := processors.Setup(processors.Config{Spec: spec, Kafka: conn, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var g errgroup.Group
 	g.Go(func() error { return processors.Run(runCtx, top, nil) })
 	g.Go(func() error {
-		return sink.Run(runCtx, sink.Config{Brokers: brokers, Pipeline: spec, DatabaseURL: pg.URL, Logger: log})
+		return sink.Run(runCtx, sink.Config{Kafka: conn, Pipeline: spec, DatabaseURL: pg.URL, Logger: log})
 	})
 	pool, err := pgxpool.New(ctx, pg.URL)
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 
-	"github.com/IBM/sarama"
-
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
@@ -19,7 +17,7 @@ func itoa(v int) string { return strconv.Itoa(v) }
 
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("generate", stderr)
-	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	kafkaConn := kafkaFlags(fs)
 	topic := fs.String("topic", pipeline.DefaultTopic, "topic to produce to (created with --partitions if missing)")
 	partitions := fs.Int("partitions", 4, "partitions to spread rides over (and to create the topic with)")
 	replication := fs.Int("replication", 1, "replication factor when creating the topic")
@@ -44,7 +42,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	bs, err := requireBrokers(*brokers)
+	conn, err := kafkaConn(args)
 	if err != nil {
 		return err
 	}
@@ -77,10 +75,13 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	} else {
 		src = w.All
 	}
-	if err := ensureTopic(bs, *topic, int32(*partitions), int16(*replication)); err != nil {
+	if err := checkKafka(ctx, log, conn, false); err != nil {
 		return err
 	}
-	n, err := generate.Produce(ctx, generate.ProduceOptions{Brokers: bs, Topic: *topic, Rate: *rate, Total: total, Logger: log}, src)
+	if err := ensureTopic(conn, *topic, int32(*partitions), int16(*replication)); err != nil {
+		return err
+	}
+	n, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: conn, Topic: *topic, Rate: *rate, Total: total, Logger: log}, src)
 	if err != nil {
 		return err
 	}
@@ -93,10 +94,10 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // ensureTopic creates the input topic when missing, or checks its partition
 // count when it exists.
-func ensureTopic(brokers []string, topic string, partitions int32, replication int16) error {
-	admin, err := sarama.NewClusterAdmin(brokers, kafka.NewConfig("ridestream-admin"))
+func ensureTopic(conn kafka.Conn, topic string, partitions int32, replication int16) error {
+	admin, err := conn.NewAdmin("ridestream-admin")
 	if err != nil {
-		return fmt.Errorf("connect to %v: %w", brokers, err)
+		return err
 	}
 	defer admin.Close()
 	_, err = kafka.EnsureTopics(admin, kafka.Topic{Name: topic, Partitions: partitions, Replication: replication, CleanupPolicy: "delete", RetentionMs: -1})

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/testenv"
@@ -42,7 +40,7 @@ func runToEnd(t *testing.T, limit time.Duration, args ...string) (string, error)
 // topics lists the topics of the cluster.
 func topics(t *testing.T, env *testenv.Env) []string {
 	t.Helper()
-	admin, err := sarama.NewClusterAdmin(env.Brokers, kafka.NewConfig("ridestream-test"))
+	admin, err := env.Kafka.NewAdmin("ridestream-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +88,8 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 	w := generate.Config{Seed: 81, Rides: 20_000, Partitions: 4, Hours: 6, OutOfOrder: 0.05, Late: 0.01, Malformed: 0.005,
 		Lateness: 5 * time.Minute, Heartbeats: true}
 	p, _ := testenv.NewPipeline(t, w, 0)
-	brokers := strings.Join(env.Brokers, ",")
 	// Defaults only: nothing of the spec given but the input topic.
-	processArgs := []string{"process", "--brokers", brokers, "--prefix", p.Prefix, "--topic", p.Topic, "--instance-id", "proc-drift", "--session-timeout", "6s"}
+	processArgs := append(append([]string{"process"}, env.KafkaArgs...), "--prefix", p.Prefix, "--topic", p.Topic, "--instance-id", "proc-drift", "--session-timeout", "6s")
 
 	sinkAddr := testenv.FreeAddr(t)
 	snk := testenv.StartProc(t, "sink.log", append(p.SinkArgs(), "--http-addr", sinkAddr)...)
@@ -154,7 +151,7 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 		"--time-zone", "UTC", "--max-future-skew", "24h", "--shards", "16", "--window-partitions", "0")...)
 	more := generate.Config{Seed: 82, Rides: 5_000, Partitions: 4, Hours: 2, Start: generate.DefaultStart.Add(8 * time.Hour),
 		OutOfOrder: 0.05, Late: 0.01, Lateness: 5 * time.Minute, Heartbeats: true}
-	if _, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.Topic, Total: more.Count()}, more.All); err != nil {
+	if _, err := generate.Produce(context.Background(), generate.ProduceOptions{Kafka: env.Kafka, Topic: p.Topic, Total: more.Count()}, more.All); err != nil {
 		t.Fatal(err)
 	}
 	p.Parts = env.ReadTopic(t, p.Topic)
@@ -168,7 +165,7 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 	}
 
 	// A changed partition count is part of the same comparison.
-	admin, err := sarama.NewClusterAdmin(env.Brokers, kafka.NewConfig("ridestream-test"))
+	admin, err := env.Kafka.NewAdmin("ridestream-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +185,7 @@ func TestLegacyPipeline(t *testing.T) {
 	env := testenv.Get(t)
 	topic := env.NewTopic(t, 2)
 	prefix := strings.ReplaceAll(topic, "rides_", "legacy_")
-	admin, err := sarama.NewClusterAdmin(env.Brokers, kafka.NewConfig("ridestream-test"))
+	admin, err := env.Kafka.NewAdmin("ridestream-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,17 +193,16 @@ func TestLegacyPipeline(t *testing.T) {
 	if _, err := kafka.EnsureTopics(admin, kafka.Topic{Name: prefix + "-clock", Partitions: 2}, kafka.Topic{Name: prefix + "-finals", Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
-	brokers := strings.Join(env.Brokers, ",")
 	for _, args := range [][]string{
-		{"process", "--brokers", brokers, "--prefix", prefix, "--topic", topic},
-		{"sink", "--brokers", brokers, "--prefix", prefix, "--database-url", env.NewDatabase(t)},
+		append(append([]string{"process"}, env.KafkaArgs...), "--prefix", prefix, "--topic", topic),
+		append(append([]string{"sink"}, env.KafkaArgs...), "--prefix", prefix, "--database-url", env.NewDatabase(t)),
 	} {
 		out, err := runToEnd(t, 30*time.Second, args...)
 		if err == nil || !strings.Contains(out, "no record of its settings") || !strings.Contains(out, "ridestream reset --prefix "+prefix) {
 			t.Fatalf("%s on a pipeline without record: %v\n%s", args[0], err, out)
 		}
 	}
-	out, err := runToEnd(t, 30*time.Second, "reset", "--brokers", brokers, "--prefix", prefix, "--dry-run")
+	out, err := runToEnd(t, 30*time.Second, append(append([]string{"reset"}, env.KafkaArgs...), "--prefix", prefix, "--dry-run")...)
 	if err != nil || !strings.Contains(out, "topic: "+prefix+"-clock") {
 		t.Fatalf("reset --dry-run: %v\n%s", err, out)
 	}
@@ -250,7 +246,7 @@ func TestDuplicateInstanceID(t *testing.T) {
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
 
-	out, err := runToEnd(t, 30*time.Second, "reset", "--brokers", strings.Join(env.Brokers, ","), "--prefix", p.Prefix, "--dry-run")
+	out, err := runToEnd(t, 30*time.Second, append(append([]string{"reset"}, env.KafkaArgs...), "--prefix", p.Prefix, "--dry-run")...)
 	if err != nil || !strings.Contains(out, "topic: "+p.Prefix+"-pipeline") {
 		t.Fatalf("reset --dry-run does not list the record: %v\n%s", err, out)
 	}

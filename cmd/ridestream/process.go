@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +22,7 @@ import (
 
 func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr)
-	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	kafkaConn := kafkaFlags(fs)
 	stages := fs.String("stages", "all", "stages to run here: all, or a list of route,clock,windows")
 	instance := fs.String("instance-id", "", "static group membership id, one per instance (a restart takes its partitions back at once)")
 	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
@@ -44,6 +41,10 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	conn, err := kafkaConn(args)
+	if err != nil {
+		return err
+	}
 	spec, set, err := pipe()
 	if err != nil {
 		return err
@@ -52,12 +53,15 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := processors.Config{Spec: spec, Brokers: splitBrokers(*brokers), Replication: int16(*repl), InstanceID: *instance,
+	cfg := processors.Config{Spec: spec, Kafka: conn, Replication: int16(*repl), InstanceID: *instance,
 		IdleHeartbeat: *idle, BatchMax: *batchMax, BatchLinger: *linger, LagInterval: *lag, SessionTimeout: *session, Logger: log}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	err = withCluster(cfg.Brokers, func(client sarama.Client, admin sarama.ClusterAdmin) error {
+	if err := checkKafka(ctx, log, conn, false); err != nil {
+		return err
+	}
+	err = conn.WithCluster(cfg.Prefix+"-admin", func(client sarama.Client, admin sarama.ClusterAdmin) error {
 		cfg.Spec, err = kafka.ResolveSpec(client, admin, spec, set, true, cfg.Replication)
 		return err
 	})
@@ -84,7 +88,7 @@ func runWithOps(ctx context.Context, addr string, ready *ops.Readiness, log *slo
 
 func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("views", stderr)
-	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	kafkaConn := kafkaFlags(fs)
 	httpAddr := fs.String("http-addr", ":8090", "serve the chart page (/), /api/windows, /healthz, /readyz and /metrics here")
 	pipe := pipelineFlags(fs, "views take them from the pipeline's record and refuse a flag that differs from it")
 	logger := logFlags(fs)
@@ -95,7 +99,7 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bs, err := requireBrokers(*brokers)
+	conn, err := kafkaConn(args)
 	if err != nil {
 		return err
 	}
@@ -106,11 +110,14 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if *httpAddr == "" {
 		return errors.New("--http-addr: must not be empty")
 	}
+	if err := checkKafka(ctx, log, conn, false); err != nil {
+		return err
+	}
 	ready := ops.NewReadiness("pipeline", "view")
 	var api lateHandler // the views' handler, once the pipeline's record is read
 	return runWithOps(ctx, *httpAddr, ready, log, func(ctx context.Context) error {
 		var spec pipeline.Spec
-		err := withCluster(bs, func(client sarama.Client, admin sarama.ClusterAdmin) error {
+		err := conn.WithCluster(given.Prefix+"-views", func(client sarama.Client, admin sarama.ClusterAdmin) error {
 			ready.Set("pipeline", "waiting for the record of pipeline "+given.Prefix)
 			var err error
 			spec, err = kafka.AwaitSpec(ctx, client, admin, given, set, 2*time.Second, func(why error) {
@@ -122,7 +129,7 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return err
 		}
 		ready.Set("pipeline", "")
-		v, err := views.NewWindows(processors.NewTopology(processors.Config{Spec: spec, Brokers: bs}))
+		v, err := views.NewWindows(processors.NewTopology(processors.Config{Spec: spec, Kafka: conn}))
 		if err != nil {
 			return err
 		}
@@ -148,58 +155,4 @@ func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Error(w, "waiting for the pipeline's record", http.StatusServiceUnavailable)
-}
-
-func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("heartbeat", stderr)
-	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
-	topic := fs.String("topic", pipeline.DefaultTopic, "rides input topic")
-	parts := fs.String("partitions", "all", "partitions to write a heartbeat into: all, or a comma-separated list")
-	at := fs.String("time", "now", "event time of the heartbeat: now, epoch milliseconds, or RFC 3339")
-	if err := envflag.Parse(fs, args); err != nil {
-		return err
-	}
-	bs, err := requireBrokers(*brokers)
-	if err != nil {
-		return err
-	}
-	var ms int64
-	switch {
-	case *at == "now":
-		ms = time.Now().UnixMilli()
-	default:
-		if v, err := strconv.ParseInt(*at, 10, 64); err == nil {
-			ms = v
-		} else if t, err := time.Parse(time.RFC3339Nano, *at); err == nil {
-			ms = t.UnixMilli()
-		} else {
-			return fmt.Errorf("--time %q: want now, epoch milliseconds or RFC 3339", *at)
-		}
-	}
-	client, err := sarama.NewClient(bs, kafka.NewConfig("ridestream-heartbeat"))
-	if err != nil {
-		return fmt.Errorf("connect to %v: %w", bs, err)
-	}
-	defer client.Close()
-	all, err := client.Partitions(*topic)
-	if err != nil {
-		return fmt.Errorf("--topic %s: %w", *topic, err)
-	}
-	targets := all
-	if *parts != "all" {
-		targets = nil
-		for _, s := range strings.Split(*parts, ",") {
-			p, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || p < 0 || p >= len(all) {
-				return fmt.Errorf("--partitions: %q is not a partition of %s (0..%d)", s, *topic, len(all)-1)
-			}
-			targets = append(targets, int32(p))
-		}
-	}
-	n, err := processors.WriteHeartbeats(bs, *topic, targets, ms)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(stdout, "wrote %d heartbeats at %s into %s\n", n, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano), *topic)
-	return err
 }

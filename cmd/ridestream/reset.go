@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/ridestream/ridestream/internal/envflag"
-	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
 	"github.com/ridestream/ridestream/sink"
@@ -18,7 +16,7 @@ import (
 
 func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("reset", stderr)
-	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	kafkaConn := kafkaFlags(fs)
 	prefix := fs.String("prefix", pipeline.DefaultPrefix, "the pipeline whose record, groups and topics to delete (never its input topic)")
 	dry := fs.Bool("dry-run", false, "only list what would be deleted")
 	force := fs.Bool("force", false, "delete consumer groups even while they have active members")
@@ -28,7 +26,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	bs, err := requireBrokers(*brokers)
+	conn, err := kafkaConn(args)
 	if err != nil {
 		return err
 	}
@@ -43,9 +41,12 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if scope != sink.ResetNone && url == "" {
 		return errors.New("--database-url: required with --postgres " + *pg)
 	}
-	admin, err := sarama.NewClusterAdmin(bs, kafka.NewConfig("ridestream-reset"))
+	if err := checkKafka(ctx, slog.Default(), conn, false); err != nil {
+		return err
+	}
+	admin, err := conn.NewAdmin("ridestream-reset")
 	if err != nil {
-		return fmt.Errorf("connect to %v: %w", bs, err)
+		return err
 	}
 	names := pipeline.Spec{Prefix: *prefix}.Names()
 	plan, err := processors.Plan(admin, names)
@@ -66,7 +67,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout, "dry run: nothing deleted")
 		return nil
 	}
-	if err := processors.Reset(bs, plan, *force, *wait); err != nil {
+	if err := processors.Reset(conn, plan, *force, *wait); err != nil {
 		return err
 	}
 	if scope != sink.ResetNone {

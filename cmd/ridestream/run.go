@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
-
-	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pipeline"
 )
 
@@ -92,29 +89,6 @@ func pipelineFlags(fs *flag.FlagSet, note string) func() (pipeline.Spec, []strin
 		spec.Prefix = *prefix
 		return spec, set, spec.Validate()
 	}
-}
-
-// withCluster runs fn with a client and an admin of brokers.
-func withCluster(brokers []string, fn func(sarama.Client, sarama.ClusterAdmin) error) error {
-	client, err := sarama.NewClient(brokers, kafka.NewConfig("ridestream-admin"))
-	if err != nil {
-		return fmt.Errorf("connect to %v: %w", brokers, err)
-	}
-	defer client.Close()
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return fmt.Errorf("connect to %v: %w", brokers, err)
-	}
-	return fn(client, admin)
-}
-
-// requireBrokers splits --brokers and insists on at least one address.
-func requireBrokers(s string) ([]string, error) {
-	bs := splitBrokers(s)
-	if len(bs) == 0 {
-		return nil, errors.New("--brokers: at least one broker address is required")
-	}
-	return bs, nil
 }
 
 func splitBrokers(s string) []string {

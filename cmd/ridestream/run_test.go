@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -16,7 +17,7 @@ func TestBadConfigNamesFlag(t *testing.T) {
 	}{
 		{[]string{"sink", "--database-url", "postgres://u@h/db"}, "--brokers"},
 		{[]string{"sink", "--brokers", "b:9092"}, "--database-url"},
-		{[]string{"sink", "--brokers", "b:9092", "--database-url", "postgres://u:secret@h/db"}, "--database-url"},
+		{[]string{"sink", "--brokers", "b:9092", "--database-url", "postgres://u:hunter2-pg@h/db"}, "--database-url"},
 		{[]string{"sink", "--brokers", "b:9092", "--allowed-lateness", "-1m"}, "--allowed-lateness"},
 		{[]string{"process", "--brokers", "b:9092", "--time-zone", "Mars/Olympus"}, "--time-zone"},
 		{[]string{"process", "--brokers", "b:9092", "--stages", "route,sort"}, "--stages"},
@@ -26,6 +27,14 @@ func TestBadConfigNamesFlag(t *testing.T) {
 		{[]string{"reset", "--brokers", "b:9092", "--postgres", "some"}, "--postgres"},
 		{[]string{"heartbeat", "--brokers", "b:9092", "--time", "soon"}, "--time"},
 		{[]string{"sink", "--log-level", "loud"}, "--log-level"},
+		{[]string{"process", "--brokers", "b:9092", "--kafka-sasl-password", "hunter2-kafka"}, "--kafka-sasl-password"},
+		{[]string{"process", "--brokers", "b:9092", "--kafka-sasl-mechanism", "GSSAPI"}, "--kafka-sasl-mechanism"},
+		{[]string{"sink", "--brokers", "b:9092", "--kafka-sasl-mechanism", "SCRAM-SHA-512"}, "--kafka-sasl-username"},
+		{[]string{"sink", "--brokers", "b:9092", "--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "u"}, "--kafka-sasl-password-file"},
+		{[]string{"views", "--brokers", "b:9092", "--kafka-tls-ca-file", "/nonexistent/ca.pem"}, "--kafka-tls-ca-file"},
+		{[]string{"generate", "--brokers", "b:9092", "--kafka-tls-cert-file", "c.pem"}, "--kafka-tls-key-file"},
+		{[]string{"reset", "--brokers", "b:9092", "--kafka-sasl-password-file", "/nonexistent/pw"}, "--kafka-sasl-password-file"},
+		{[]string{"heartbeat", "--kafka-sasl-username", "u"}, "--brokers"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -34,24 +43,44 @@ func TestBadConfigNamesFlag(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.flag) {
 				t.Fatalf("got %v, want an error naming %s", err, c.flag)
 			}
-			if strings.Contains(err.Error(), "secret") || strings.Contains(errb.String(), "secret") {
-				t.Fatalf("the password leaked: %v", err)
+			for _, pw := range []string{"hunter2-pg", "hunter2-kafka"} {
+				if strings.Contains(err.Error(), pw) || strings.Contains(errb.String(), pw) {
+					t.Fatalf("the password leaked: %v", err)
+				}
 			}
 		})
 	}
 }
 
 func TestHelpListsEnvTwinsWithoutSecrets(t *testing.T) {
-	t.Setenv("RIDESTREAM_DATABASE_URL", "postgres://u:secret@h/db")
+	t.Setenv("RIDESTREAM_DATABASE_URL", "postgres://u:hunter2-pg@h/db")
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), []string{"sink", "--help"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "help") {
 		t.Fatalf("--help: %v", err)
 	}
 	help := errb.String()
-	if !strings.Contains(help, "$RIDESTREAM_DATABASE_URL") || !strings.Contains(help, "$RIDESTREAM_BATCH_ROWS") {
-		t.Fatalf("help lacks env twins:\n%s", help)
+	for _, twin := range []string{"$RIDESTREAM_DATABASE_URL", "$RIDESTREAM_BATCH_ROWS", "$RIDESTREAM_KAFKA_SASL_PASSWORD", "$RIDESTREAM_KAFKA_TLS_CA_FILE"} {
+		if !strings.Contains(help, twin) {
+			t.Fatalf("help lacks %s:\n%s", twin, help)
+		}
 	}
-	if strings.Contains(help, "secret") {
-		t.Fatal("help printed the password from the environment")
+	if strings.Contains(help, "hunter2") {
+		t.Fatal("help printed a password from the environment")
+	}
+}
+
+// TestKafkaFlagsEverywhere: every subcommand that reaches Kafka has the one
+// connection flag set.
+func TestKafkaFlagsEverywhere(t *testing.T) {
+	flags := []string{"brokers", "kafka-tls", "kafka-tls-ca-file", "kafka-tls-cert-file", "kafka-tls-key-file", "kafka-tls-server-name",
+		"kafka-tls-insecure-skip-verify", "kafka-sasl-mechanism", "kafka-sasl-username", "kafka-sasl-password", "kafka-sasl-password-file"}
+	for _, sub := range []string{"process", "sink", "views", "generate", "heartbeat", "reset"} {
+		var out, errb bytes.Buffer
+		_ = run(context.Background(), []string{sub, "--help"}, &out, &errb)
+		for _, f := range flags {
+			if !regexp.MustCompile(`(?m)^  -` + f + `(\s|$)`).MatchString(errb.String()) {
+				t.Errorf("%s --help lacks --%s", sub, f)
+			}
+		}
 	}
 }

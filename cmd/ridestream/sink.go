@@ -41,7 +41,7 @@ func databaseFlags(fs interface {
 
 func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("sink", stderr)
-	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap addresses (required)")
+	kafkaConn := kafkaFlags(fs)
 	instance := fs.String("instance-id", "", "static group membership id, one per instance (a restart takes its partitions back at once)")
 	batch := fs.Int("batch-rows", 10000, "rows per PostgreSQL transaction at most")
 	flush := fs.Duration("flush-interval", 200_000_000, "longest a row waits for its batch")
@@ -57,6 +57,10 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	conn, err := kafkaConn(args)
+	if err != nil {
+		return err
+	}
 	given, set, err := pipe()
 	if err != nil {
 		return err
@@ -66,11 +70,14 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	cfg := sink.Config{
-		Brokers: splitBrokers(*brokers), Pipeline: given, Set: set, InstanceID: *instance,
+		Kafka: conn, Pipeline: given, Set: set, InstanceID: *instance,
 		DatabaseURL: url, BatchRows: *batch, FlushInterval: *flush, SessionTimeout: *session,
 		Logger: log, Ready: ops.NewReadiness("pipeline", "postgres", "kafka"),
 	}
 	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := checkKafka(ctx, log, conn, true); err != nil {
 		return err
 	}
 	return runWithOps(ctx, *httpAddr, cfg.Ready, log, func(ctx context.Context) error { return sink.Run(ctx, cfg) })

@@ -17,7 +17,7 @@ import (
 
 // ProduceOptions configures Produce.
 type ProduceOptions struct {
-	Brokers []string
+	Kafka   kafka.Conn
 	Topic   string
 	// Rate limits messages per second; 0 is unlimited.
 	Rate float64
@@ -40,16 +40,16 @@ func Produce(ctx context.Context, opt ProduceOptions, msgs iter.Seq[Message]) (i
 	if opt.ProgressEvery <= 0 {
 		opt.ProgressEvery = 2 * time.Second
 	}
-	cfg := kafka.NewConfig("ridestream-generate")
+	cfg := opt.Kafka.Config("ridestream-generate")
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	if opt.MaxMessageBytes > 0 {
 		cfg.Producer.MaxMessageBytes = opt.MaxMessageBytes
 	}
 	// The manual partitioner sends to msg.Partition; a nil key is what the
 	// tutorial's producer sends too.
-	p, err := sarama.NewAsyncProducer(opt.Brokers, cfg)
+	p, err := sarama.NewAsyncProducer(opt.Kafka.Brokers, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("connect producer to %v: %w", opt.Brokers, err)
+		return 0, fmt.Errorf("connect producer to %v: %w", opt.Kafka.Brokers, err)
 	}
 	var (
 		mu      sync.Mutex

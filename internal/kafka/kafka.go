@@ -20,8 +20,9 @@ import (
 // Version is the protocol version all clients speak (Kafka ≥ 3.6, Redpanda, kfake).
 var Version = sarama.V3_6_0_0
 
-// NewConfig returns the shared client configuration.
-func NewConfig(clientID string) *sarama.Config {
+// newConfig returns the shared client configuration; every client gets it
+// through Conn.Config, which adds TLS and SASL.
+func newConfig(clientID string) *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = clientID
 	c.Version = Version

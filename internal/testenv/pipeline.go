@@ -81,7 +81,7 @@ func NewPipelineFor(t *testing.T, env *Env, rule model.Rule, in Input, rate floa
 	produced = make(chan struct{})
 	go func() {
 		defer close(produced)
-		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Brokers: env.Brokers, Topic: p.Topic, Rate: rate, Total: in.Count,
+		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Kafka: env.Kafka, Topic: p.Topic, Rate: rate, Total: in.Count,
 			MaxMessageBytes: MaxInputBytes}, in.Messages)
 		if err != nil || n != in.Count {
 			t.Errorf("produced %d of %d: %v", n, in.Count, err)
@@ -123,22 +123,23 @@ func (p *Pipeline) RuleArgs() []string {
 
 // ProcessArgs runs the processors of p as instance.
 func (p *Pipeline) ProcessArgs(instance string) []string {
-	return append([]string{"process", "--brokers", strings.Join(p.Env.Brokers, ","), "--topic", p.Topic, "--prefix", p.Prefix,
-		"--instance-id", instance, "--session-timeout", "6s"}, p.RuleArgs()...)
+	args := append([]string{"process"}, p.Env.KafkaArgs...)
+	args = append(args, "--topic", p.Topic, "--prefix", p.Prefix, "--instance-id", instance, "--session-timeout", "6s")
+	return append(args, p.RuleArgs()...)
 }
 
 // SinkArgs runs the sink of p: the pipeline's prefix is all it needs to know
 // of it (its record says the rest).
 func (p *Pipeline) SinkArgs() []string {
-	return []string{"sink", "--brokers", strings.Join(p.Env.Brokers, ","), "--prefix", p.Prefix,
-		"--database-url", p.DBURL, "--instance-id", "sink-0", "--session-timeout", "6s"}
+	args := append([]string{"sink"}, p.Env.KafkaArgs...)
+	return append(args, "--prefix", p.Prefix, "--database-url", p.DBURL, "--instance-id", "sink-0", "--session-timeout", "6s")
 }
 
 // Topology is p's pipeline as its record describes it, for tests that read
 // its state in-process (views).
 func (p *Pipeline) Topology(t testing.TB) *processors.Topology {
 	t.Helper()
-	return processors.NewTopology(processors.Config{Spec: p.Env.ReadSpec(t, p.Prefix), Brokers: p.Env.Brokers})
+	return processors.NewTopology(processors.Config{Spec: p.Env.ReadSpec(t, p.Prefix), Kafka: p.Env.Kafka})
 }
 
 // Counts returns records applied from the input and final rows stored.

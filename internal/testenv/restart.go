@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ridestream/ridestream/internal/broker"
+	"github.com/ridestream/ridestream/internal/kafka"
 )
 
 // Broker is a broker of a test's own that it may stop and start again on the
@@ -87,7 +88,8 @@ func (b *Broker) Stop() {
 // Env returns a copy of env that points at this broker.
 func (b *Broker) Env(env *Env) *Env {
 	c := *env
-	c.Brokers = []string{b.Addr}
+	c.Kafka = kafka.Conn{Brokers: []string{b.Addr}}
+	c.KafkaArgs = []string{"--brokers", b.Addr}
 	c.BrokerKind = b.Kind
 	return &c
 }

@@ -41,7 +41,10 @@ const (
 
 // Env is the servers of one test binary.
 type Env struct {
-	Brokers []string
+	// Kafka reaches the test broker; KafkaArgs are the command-line flags
+	// that give a ridestream process the same connection.
+	Kafka     kafka.Conn
+	KafkaArgs []string
 	// BrokerKind says which broker the tests talk to, for logs.
 	BrokerKind string
 	// AdminURL connects to PostgreSQL with the right to create databases.
@@ -74,7 +77,7 @@ func Main(m *testing.M) int {
 func start(ctx context.Context) (*Env, error) {
 	env := &Env{}
 	if b := os.Getenv(EnvBrokers); b != "" {
-		env.Brokers = strings.Split(b, ",")
+		env.Kafka = kafka.Conn{Brokers: strings.Split(b, ",")}
 		env.BrokerKind = "external broker " + b
 	} else {
 		e, err := broker.Start("", 0)
@@ -82,9 +85,10 @@ func start(ctx context.Context) (*Env, error) {
 			return nil, err
 		}
 		env.embedded = e
-		env.Brokers = e.Addrs()
+		env.Kafka = kafka.Conn{Brokers: e.Addrs()}
 		env.BrokerKind = "in-process kfake"
 	}
+	env.KafkaArgs = []string{"--brokers", strings.Join(env.Kafka.Brokers, ",")}
 	if u := os.Getenv(EnvDatabaseURL); u != "" {
 		env.AdminURL = u
 	} else {
@@ -198,16 +202,7 @@ func (e *Env) RecordPipeline(t testing.TB, prefix, input string) pipeline.Spec {
 }
 
 func (e *Env) withCluster(fn func(sarama.Client, sarama.ClusterAdmin) error) error {
-	client, err := sarama.NewClient(e.Brokers, kafka.NewConfig("ridestream-test"))
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return err
-	}
-	return fn(client, admin)
+	return e.Kafka.WithCluster("ridestream-test", fn)
 }
 
 // MaxInputBytes is the max.message.bytes of test input topics: poison tests
@@ -218,7 +213,7 @@ const MaxInputBytes = 2 << 20
 func (e *Env) NewTopic(t testing.TB, partitions int32) string {
 	t.Helper()
 	name := Name(t, "rides")
-	admin, err := sarama.NewClusterAdmin(e.Brokers, kafka.NewConfig("ridestream-test"))
+	admin, err := e.Kafka.NewAdmin("ridestream-test")
 	if err != nil {
 		t.Fatalf("connect to test broker (%s): %v", e.BrokerKind, err)
 	}
@@ -369,7 +364,7 @@ func (e *Env) ReadTopic(t testing.TB, topic string) [][][]byte {
 // ReadMessages is ReadTopic with the whole messages (timestamps included).
 func (e *Env) ReadMessages(t testing.TB, topic string) [][]*sarama.ConsumerMessage {
 	t.Helper()
-	client, err := sarama.NewClient(e.Brokers, kafka.NewConfig("ridestream-test-reader"))
+	client, err := e.Kafka.NewClient("ridestream-test-reader")
 	if err != nil {
 		t.Fatal(err)
 	}
