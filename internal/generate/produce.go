@@ -17,8 +17,8 @@ import (
 
 // ProduceOptions configures Produce.
 type ProduceOptions struct {
-	Kafka   kafka.Conn
-	Topic   string
+	Kafka kafka.Conn
+	Topic string
 	// Rate limits messages per second; 0 is unlimited.
 	Rate float64
 	// Total is the expected message count, for progress; 0 if unknown.
