@@ -95,6 +95,9 @@ func (c Config) Validate() error {
 	return c.Pipeline.Validate()
 }
 
+// ReadyBrokers is the /readyz condition that the brokers answer.
+const ReadyBrokers = "brokers"
+
 // shutdownGrace bounds the final flush after the context is cancelled.
 const shutdownGrace = 15 * time.Second
 
@@ -160,6 +163,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
+	go cfg.Kafka.Watch(ctx, 5*time.Second, cfg.Ready.Report(ReadyBrokers))
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
@@ -242,6 +246,7 @@ func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.I
 			}
 		}()
 		err := consumeSessions(ctx, cg, topic, h, log)
+		h.cfg.Ready.Set(h.ready, "rejoining the consumer group")
 		if cerr := cg.Close(); cerr != nil {
 			return fmt.Errorf("close consumer group %s: %w", group, cerr)
 		}
@@ -268,6 +273,7 @@ func consumeSessions(ctx context.Context, cg sarama.ConsumerGroup, topic string,
 			return nil
 		}
 		log.Warn("consume session ended, rejoining", "err", err)
+		h.cfg.Ready.Set(h.ready, "consumer group: "+err.Error())
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

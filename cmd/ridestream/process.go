@@ -69,7 +69,7 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log.Info("pipeline", "prefix", cfg.Prefix, "spec", cfg.Spec.Summary())
-	cfg.Ready = ops.NewReadiness(st...)
+	cfg.Ready = ops.NewReadiness(append(st, processors.ReadyBrokers)...)
 	t, err := processors.Setup(cfg)
 	if err != nil {
 		return err

@@ -91,16 +91,6 @@ func pipelineFlags(fs *flag.FlagSet, note string) func() (pipeline.Spec, []strin
 	}
 }
 
-func splitBrokers(s string) []string {
-	var out []string
-	for _, b := range strings.Split(s, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("ridestream "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -72,7 +72,7 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := sink.Config{
 		Kafka: conn, Pipeline: given, Set: set, InstanceID: *instance,
 		DatabaseURL: url, BatchRows: *batch, FlushInterval: *flush, SessionTimeout: *session,
-		Logger: log, Ready: ops.NewReadiness("pipeline", "postgres", "kafka"),
+		Logger: log, Ready: ops.NewReadiness("pipeline", "postgres", "kafka", sink.ReadyBrokers),
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

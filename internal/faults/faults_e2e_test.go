@@ -268,8 +268,9 @@ func TestBrokerRestart(t *testing.T) {
 		Malformed: 0.01, Lateness: 5 * time.Minute, Heartbeats: true}
 	p, _ := testenv.NewPipelineOn(t, env, w, 0)
 	ps := newProcs(t)
-	ps.start("process", "process.log", p.ProcessArgs("proc-br")...)
-	ps.start("sink", "sink.log", p.SinkArgs()...)
+	procAddr, sinkAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	ps.start("process", "process.log", append(p.ProcessArgs("proc-br"), "--http-addr", procAddr)...)
+	ps.start("sink", "sink.log", append(p.SinkArgs(), "--http-addr", sinkAddr)...)
 	p.Started = time.Now()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		if applied, _ := p.Counts(t); applied > p.Total/5 {
@@ -284,7 +285,22 @@ func TestBrokerRestart(t *testing.T) {
 	down := time.Now()
 	t.Logf("%s stopped at %v (%d/%d records in raw, %d/%d finals)", b.Kind, down.Sub(p.Started).Round(time.Millisecond),
 		applied, p.Total, finals, len(p.Finals))
-	time.Sleep(10 * time.Second)
+	// While the broker is away, /readyz says so, and why.
+	why := map[string]string{}
+	for time.Since(down) < 15*time.Second {
+		time.Sleep(500 * time.Millisecond)
+		for role, addr := range map[string]string{"process": procAddr, "sink": sinkAddr} {
+			if code, body := readyz(addr); code == http.StatusServiceUnavailable && strings.Contains(body, "no broker answered") {
+				why[role] = body
+			}
+		}
+	}
+	for _, role := range []string{"process", "sink"} {
+		if why[role] == "" {
+			t.Errorf("%s's /readyz never said that no broker answered while the broker was down", role)
+		}
+		t.Logf("%s /readyz while the broker was down: %.300s", role, why[role])
+	}
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +308,11 @@ func TestBrokerRestart(t *testing.T) {
 	el := waitDone(t, p, ps, 5*time.Minute)
 	t.Logf("broker down %v; zero lag %v after it was back (whole run %v)", up.Sub(down).Round(time.Second),
 		time.Since(up).Round(time.Millisecond), el.Round(time.Millisecond))
+	for role, addr := range map[string]string{"process": procAddr, "sink": sinkAddr} {
+		if code, body := readyz(addr); code != http.StatusOK {
+			t.Errorf("%s not ready after the broker came back: %d %s", role, code, body)
+		}
+	}
 	time.Sleep(time.Second)
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)

@@ -270,6 +270,15 @@ func (c Conn) Check(ctx context.Context) error {
 }
 
 func checkBroker(addr string, cfg *sarama.Config) error {
+	if cfg.Net.TLS.Enable {
+		// The TLS handshake alone first: a listener that does not speak TLS
+		// closes the connection, which sarama reports as a bare EOF.
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: cfg.Net.DialTimeout}, "tcp", addr, cfg.Net.TLS.Config)
+		if err != nil {
+			return &tlsHandshakeError{err}
+		}
+		conn.Close()
+	}
 	b := sarama.NewBroker(addr)
 	if err := b.Open(cfg); err != nil {
 		return err
@@ -282,6 +291,18 @@ func checkBroker(addr string, cfg *sarama.Config) error {
 	return err
 }
 
+// tlsHandshakeError is a failure of the TLS handshake itself.
+type tlsHandshakeError struct{ err error }
+
+func (e *tlsHandshakeError) Error() string { return "TLS handshake: " + e.err.Error() }
+func (e *tlsHandshakeError) Unwrap() error { return e.err }
+
+// closed reports a connection the other side closed.
+func closed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		strings.Contains(err.Error(), "connection reset")
+}
+
 // classify names the settings behind err, or returns nil for a failure
 // that is worth retrying (the broker is down or unreachable).
 func (c Conn) classify(addr string, err error) *ConnError {
@@ -291,6 +312,7 @@ func (c Conn) classify(addr string, err error) *ConnError {
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var recordHeader tls.RecordHeaderError
+	var handshake *tlsHandshakeError
 	msg := err.Error()
 	switch {
 	case errors.Is(err, sarama.ErrSASLAuthenticationFailed) || strings.Contains(msg, "SASL Authentication failed"):
@@ -303,16 +325,17 @@ func (c Conn) classify(addr string, err error) *ConnError {
 		return e("the broker's certificate is not signed by a trusted CA", "--kafka-tls-ca-file")
 	case errors.As(err, &hostname):
 		return e("the broker's certificate is not valid for this address", "--kafka-tls-server-name", "--brokers")
-	case errors.As(err, &recordHeader) || strings.Contains(msg, "first record does not look like a TLS handshake"):
+	case errors.As(err, &recordHeader) || strings.Contains(msg, "first record does not look like a TLS handshake") ||
+		(errors.As(err, &handshake) && closed(err)):
 		return e("the listener does not speak TLS", "--kafka-tls")
 	case strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") || strings.Contains(msg, "unknown certificate"):
 		if c.TLS != nil && len(c.TLS.Certificates) == 0 {
 			return e("the broker requires a client certificate (mutual TLS)", "--kafka-tls-cert-file", "--kafka-tls-key-file")
 		}
 		return e("the broker refused the client certificate", "--kafka-tls-cert-file", "--kafka-tls-key-file")
-	case (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || strings.Contains(msg, "connection reset")) && c.TLS == nil:
-		return e("the broker closed the connection before answering: it probably expects TLS, or SASL", "--kafka-tls", "--kafka-sasl-mechanism")
-	case (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) && c.SASL.Mechanism == "":
+	case closed(err) && c.TLS == nil:
+		return e("the broker closed the connection before answering: it probably expects TLS (or SASL)", "--kafka-tls", "--kafka-sasl-mechanism")
+	case closed(err) && c.SASL.Mechanism == "":
 		return e("the broker closed the connection before answering: it probably expects SASL", "--kafka-sasl-mechanism")
 	}
 	var op *net.OpError
@@ -320,4 +343,17 @@ func (c Conn) classify(addr string, err error) *ConnError {
 		return e("the broker refused the TLS handshake", "--kafka-tls-cert-file", "--kafka-tls-key-file", "--kafka-tls-ca-file")
 	}
 	return nil
+}
+
+// Watch checks every interval, until ctx ends, that a broker answers with
+// c's settings (Check), and reports the result: nil, or why not.
+func (c Conn) Watch(ctx context.Context, every time.Duration, report func(error)) {
+	for {
+		report(c.Check(ctx))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
 }

@@ -42,6 +42,18 @@ func (r *Readiness) Set(name, why string) {
 	r.mu.Unlock()
 }
 
+// Report returns a function that sets the condition name from an error:
+// ready on nil, else not ready with the error's text.
+func (r *Readiness) Report(name string) func(error) {
+	return func(err error) {
+		if err == nil {
+			r.Set(name, "")
+		} else {
+			r.Set(name, err.Error())
+		}
+	}
+}
+
 // Check returns nil when every condition is ready.
 func (r *Readiness) Check() error {
 	if r == nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -46,6 +47,10 @@ type Options struct {
 	Log *os.File
 	// Settings are extra `-c name=value` server settings.
 	Settings map[string]string
+	// TLSCertFile and TLSKeyFile, when set, turn on TLS (ssl=on) with this
+	// server certificate and key (PEM); they are copied into the cluster's
+	// directory with the permissions PostgreSQL insists on.
+	TLSCertFile, TLSKeyFile string
 }
 
 // BinDir finds the PostgreSQL server binaries: `pg_config --bindir` when it
@@ -95,6 +100,24 @@ func Start(ctx context.Context, opt Options) (*Server, error) {
 	if err := os.MkdirAll(sock, 0o755); err != nil {
 		return nil, fmt.Errorf("make socket dir: %w", err)
 	}
+	settings := maps.Clone(opt.Settings)
+	if opt.TLSCertFile != "" {
+		if settings == nil {
+			settings = map[string]string{}
+		}
+		for src, dst := range map[string]string{opt.TLSCertFile: "server.crt", opt.TLSKeyFile: "server.key"} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("postgres TLS: %w", err)
+			}
+			if err := os.WriteFile(filepath.Join(s.dir, dst), b, 0o600); err != nil {
+				return nil, fmt.Errorf("postgres TLS: %w", err)
+			}
+		}
+		settings["ssl"] = "on"
+		settings["ssl_cert_file"] = filepath.Join(s.dir, "server.crt")
+		settings["ssl_key_file"] = filepath.Join(s.dir, "server.key")
+	}
 	if cred != nil {
 		if err := chownTree(s.dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return nil, err
@@ -115,7 +138,7 @@ func Start(ctx context.Context, opt Options) (*Server, error) {
 	}
 	args := []string{"-D", data, "-p", strconv.Itoa(s.Port), "-k", sock,
 		"-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"}
-	for k, v := range opt.Settings {
+	for k, v := range settings {
 		args = append(args, "-c", k+"="+v)
 	}
 	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)

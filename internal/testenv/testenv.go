@@ -45,6 +45,9 @@ type Env struct {
 	// that give a ridestream process the same connection.
 	Kafka     kafka.Conn
 	KafkaArgs []string
+	// ProcEnv is what ridestream processes need in their environment to
+	// connect (KEY=value: a SASL password), for StartProcEnv.
+	ProcEnv []string
 	// BrokerKind says which broker the tests talk to, for logs.
 	BrokerKind string
 	// AdminURL connects to PostgreSQL with the right to create databases.
@@ -62,16 +65,27 @@ var (
 
 // Main starts the servers, runs the tests and stops the servers. Call it from
 // TestMain: `func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }`.
-func Main(m *testing.M) int {
+func Main(m *testing.M) int { return MainWith(m, nil) }
+
+// MainWith is Main with more servers of the package's own: setup starts them
+// after the common ones and returns what stops them.
+func MainWith(m *testing.M, setup func(*Env) (stop func(), err error)) int {
 	env, err := start(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv: cannot start test servers:", err)
 		return 1
 	}
+	defer env.stop()
+	if setup != nil {
+		stop, err := setup(env)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: cannot start test servers:", err)
+			return 1
+		}
+		defer stop()
+	}
 	current = env
-	code := m.Run()
-	env.stop()
-	return code
+	return m.Run()
 }
 
 func start(ctx context.Context) (*Env, error) {
