@@ -7,6 +7,8 @@ import (
 
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pipeline"
+	"github.com/ridestream/ridestream/internal/ride"
+	"github.com/ridestream/ridestream/internal/window"
 )
 
 // WriteHeartbeats writes one heartbeat at ms into each partition of topic.
@@ -48,3 +50,48 @@ func (w *heartbeatWriter) Write(topic string, partitions []int32, ms int64) erro
 }
 
 func (w *heartbeatWriter) Close() { _ = w.p.Close() }
+
+// EndOfInput computes the heartbeat that finishes a bounded input of the
+// pipeline spec: it reads every partition of the input up to its end now,
+// applies the window rule to find each partition's stream time, and returns
+// the end of the window holding the highest of them plus the allowed
+// lateness, so that every window with rides closes on every partition. It
+// also returns that highest stream time. The result depends on the log
+// alone, so it is the same whoever computes it.
+func EndOfInput(conn kafka.Conn, spec pipeline.Spec) (at, highest int64, err error) {
+	client, err := conn.NewClient("ridestream-heartbeat")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer client.Close()
+	clocks := map[int32]*window.Clock{}
+	err = kafka.ReadTopic(client, spec.Input, func(m *sarama.ConsumerMessage) error {
+		c := clocks[m.Partition]
+		if c == nil {
+			c = &window.Clock{}
+			clocks[m.Partition] = c
+		}
+		rec, err := spec.Decode.Decode(m.Value)
+		switch {
+		case err != nil:
+		case rec.Kind == ride.KindHeartbeat:
+			c.Advance(rec.EventMs)
+		default:
+			spec.Window.Observe(c, rec.EventMs)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	found := false
+	for _, c := range clocks {
+		if c.Valid && (!found || c.ST > highest) {
+			highest, found = c.ST, true
+		}
+	}
+	if !found {
+		return 0, 0, fmt.Errorf("input topic %s holds no ride or heartbeat with an event time: nothing to finish", spec.Input)
+	}
+	return spec.Window.End(spec.Window.Start(highest)) + spec.Window.Lateness.Milliseconds(), highest, nil
+}

@@ -229,7 +229,7 @@ func simulate(t *testing.T, top *Topology, parts [][][]byte, rng *rand.Rand) (fi
 		if created {
 			k.created = [2]int{s, i}
 		}
-		if created || (m.Src == next.CreatedSrc && m.Offset == next.CreatedOffset) {
+		if NeedsSubscriptions(k.st, next, m) {
 			for src, closed := range next.Closed {
 				if closed {
 					continue

@@ -62,7 +62,7 @@ func (t *Topology) routeInput(ctx goka.Context, msg any) {
 	t.counted(countRouteInput)
 	value, _ := msg.([]byte)
 	p := ctx.Partition()
-	rec, err := ride.Decode(value)
+	rec, err := t.Decode.Decode(value)
 	if err != nil {
 		countRejected.Inc()
 		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[p], pipeline.NewRejected(p, ctx.Offset(), value, err.Error()).Encode())
@@ -330,10 +330,7 @@ func (t *Topology) windows(ctx goka.Context, msg any) {
 	if err != nil {
 		ctx.Fail(fmt.Errorf("windows %s: %w", ctx.Key(), err))
 	}
-	if st == nil || (m.Src == next.CreatedSrc && m.Offset == next.CreatedOffset) {
-		// A new key, or the message that created it again (the crash that
-		// redelivers it may have lost the subscriptions): subscribe to every
-		// source that has not closed the window yet.
+	if NeedsSubscriptions(st, next, m) {
 		for src, closed := range next.Closed {
 			if !closed {
 				ctx.Emit(goka.Stream(t.Clock), t.ClockKeys[src], pipeline.Subscribe{WindowStart: next.WindowStart})
@@ -370,6 +367,18 @@ const (
 	EffectOutOfChain            // a message after a lost write: skipped, route sends both again
 )
 
+// NeedsSubscriptions says whether the window stage subscribes the window of
+// next to every source that has not closed it, after m reached a key whose
+// state was st: when m, carrying rides, created the key, or when that
+// creating message comes again (the crash that redelivers it may have lost
+// the subscriptions). A key that a close marker created needs none: its
+// source closed the window because a key of the window with rides had
+// subscribed every source, and every source sends its close markers to
+// every shard key of a subscribed window.
+func NeedsSubscriptions(st, next *pipeline.WindowState, m pipeline.WindowMsg) bool {
+	return next.CreatedSrc >= 0 && (st == nil || (m.Src == next.CreatedSrc && m.Offset == next.CreatedOffset))
+}
+
 // WindowStep is the window stage's pure transition for one message.
 func WindowStep(spec window.Spec, sources int32, st *pipeline.WindowState, m pipeline.WindowMsg) (*pipeline.WindowState, int, error) {
 	if m.Src < 0 || m.Src >= sources {
@@ -379,6 +388,9 @@ func WindowStep(spec window.Spec, sources int32, st *pipeline.WindowState, m pip
 		st = &pipeline.WindowState{WindowStart: m.WindowStart, WindowEnd: spec.End(m.WindowStart),
 			LastSeen: slices.Repeat([]int64{-1}, int(sources)), Closed: make([]bool, sources),
 			CreatedSrc: m.Src, CreatedOffset: m.Offset}
+		if len(m.Rides) == 0 {
+			st.CreatedSrc, st.CreatedOffset = -1, -1 // created by a close marker
+		}
 	} else {
 		st = st.Clone()
 	}

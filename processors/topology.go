@@ -160,6 +160,7 @@ func (t *Topology) Shard(zone int32) int {
 // touch Kafka.
 func NewTopology(cfg Config) *Topology {
 	cfg.withDefaults()
+	cfg.Spec = cfg.Spec.Resolved()
 	t := &Topology{Config: cfg, Names: cfg.Spec.Names(), Sources: cfg.InputPartitions}
 	if t.WindowPartitions == 0 {
 		t.WindowPartitions = t.Sources

@@ -28,7 +28,6 @@ import (
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/pipeline"
-	"github.com/ridestream/ridestream/internal/window"
 	"github.com/ridestream/ridestream/schema"
 )
 
@@ -228,7 +227,7 @@ func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.I
 	if finals {
 		ready = "kafka-finals"
 	}
-	h := &handler{cfg: cfg, window: spec.Window, finals: finals, w: w, pool: pool, log: log, ready: ready, state: map[topicPartition]*partitionState{}}
+	h := &handler{cfg: cfg, spec: spec, finals: finals, w: w, pool: pool, log: log, ready: ready, state: map[topicPartition]*partitionState{}}
 	for ctx.Err() == nil {
 		var cg sarama.ConsumerGroup
 		if err := retry(ctx, log, nil, "join consumer group", func(context.Context) error {
@@ -290,7 +289,7 @@ type partitionState struct {
 // handler implements sarama.ConsumerGroupHandler.
 type handler struct {
 	cfg    Config
-	window window.Spec
+	spec   pipeline.Spec
 	finals bool // the group consumes the finals topic
 	w      *writer
 	pool   *pgxpool.Pool
@@ -399,7 +398,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 					h.log.Error("skipping unreadable finals record", "partition", msg.Partition, "offset", msg.Offset, "err", err)
 				}
 			} else {
-				c.add(h.window, msg)
+				c.add(h.spec, msg)
 			}
 			pr = c.progress
 			if c.records >= chunkRows && !send() {

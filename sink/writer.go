@@ -93,12 +93,13 @@ func newChunk(sess sarama.ConsumerGroupSession, from progress) *chunk {
 	return &chunk{sess: sess, progress: from}
 }
 
-// add classifies one message and advances the chunk's progress past it.
-func (c *chunk) add(spec window.Spec, msg *sarama.ConsumerMessage) {
+// add classifies one message of the pipeline spec's input and advances the
+// chunk's progress past it.
+func (c *chunk) add(spec pipeline.Spec, msg *sarama.ConsumerMessage) {
 	c.records++
 	p := &c.progress
 	p.next = msg.Offset + 1
-	rec, err := ride.Decode(msg.Value)
+	rec, err := spec.Decode.Decode(msg.Value)
 	if err != nil {
 		c.reject(msg, err.Error())
 		return
@@ -108,9 +109,9 @@ func (c *chunk) add(spec window.Spec, msg *sarama.ConsumerMessage) {
 		p.heartbeats++
 		return
 	}
-	d := spec.Observe(&p.clock, rec.EventMs)
+	d := spec.Window.Observe(&p.clock, rec.EventMs)
 	if d.Verdict == window.TooFarAhead {
-		c.reject(msg, pipeline.SkewReason(rec.EventMs, spec.MaxFutureSkew, d.STBefore))
+		c.reject(msg, pipeline.SkewReason(rec.EventMs, spec.Window.MaxFutureSkew, d.STBefore))
 		return
 	}
 	p.rides++
@@ -118,7 +119,7 @@ func (c *chunk) add(spec window.Spec, msg *sarama.ConsumerMessage) {
 	c.rides = append(c.rides, rideRow{partition: msg.Partition, offset: msg.Offset, r: rec.Ride, windowStart: d.WindowStart, late: late})
 	if late {
 		c.late = append(c.late, lateRow{partition: msg.Partition, offset: msg.Offset, r: rec.Ride,
-			windowStart: d.WindowStart, windowEnd: d.WindowEnd, streamTime: d.STBefore, lateByMs: d.LateByMs(spec)})
+			windowStart: d.WindowStart, windowEnd: d.WindowEnd, streamTime: d.STBefore, lateByMs: d.LateByMs(spec.Window)})
 	}
 }
 

@@ -150,37 +150,19 @@ func windowCloses(brokers, topic string, rule model.Rule) (map[int64]time.Time, 
 		return nil, err
 	}
 	defer client.Close()
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return nil, err
-	}
-	defer consumer.Close()
 	parts, err := client.Partitions(topic)
 	if err != nil {
 		return nil, err
 	}
 	values := make([][][]byte, len(parts))
 	stamps := make([][]time.Time, len(parts))
-	for _, p := range parts {
-		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return nil, err
-		}
-		if hwm == 0 {
-			continue
-		}
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return nil, err
-		}
-		for m := range pc.Messages() {
-			values[p] = append(values[p], m.Value)
-			stamps[p] = append(stamps[p], m.Timestamp)
-			if m.Offset+1 >= hwm {
-				break
-			}
-		}
-		pc.Close()
+	err = kafka.ReadTopic(client, topic, func(m *sarama.ConsumerMessage) error {
+		values[m.Partition] = append(values[m.Partition], m.Value)
+		stamps[m.Partition] = append(stamps[m.Partition], m.Timestamp)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	res := model.Run(rule, values)
 	closedAt := map[int64]time.Time{}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/ridestream/ridestream/internal/envflag"
+	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
 )
@@ -17,9 +21,12 @@ import (
 func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("heartbeat", stderr)
 	kafkaConn := kafkaFlags(fs)
-	topic := fs.String("topic", pipeline.DefaultTopic, "rides input topic")
+	topic := fs.String("topic", pipeline.DefaultTopic, "rides input topic (with --end-of-input: the pipeline's, from its record)")
 	parts := fs.String("partitions", "all", "partitions to write a heartbeat into: all, or a comma-separated list")
 	at := fs.String("time", "now", "event time of the heartbeat: now, epoch milliseconds, or RFC 3339")
+	prefix := fs.String("prefix", pipeline.DefaultPrefix, "the pipeline whose record --end-of-input reads")
+	end := fs.Bool("end-of-input", false, "finish a bounded input: write into every partition a heartbeat past the highest stream time "+
+		"of all partitions by the window and the lateness, so every window with rides becomes final (reads the whole input once)")
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
@@ -29,6 +36,12 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	var ms int64
 	switch {
+	case *end:
+		for _, f := range []string{"time", "partitions"} {
+			if envflag.OnCommandLine(args, f) {
+				return fmt.Errorf("--%s: not with --end-of-input, which writes into every partition at the time it computes", f)
+			}
+		}
 	case *at == "now":
 		ms = time.Now().UnixMilli()
 	default:
@@ -42,6 +55,28 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if err := checkKafka(ctx, slog.Default(), conn, false); err != nil {
 		return err
+	}
+	note := ""
+	if *end {
+		var spec pipeline.Spec
+		err := conn.WithCluster("ridestream-heartbeat", func(client sarama.Client, _ sarama.ClusterAdmin) error {
+			var err error
+			spec, err = kafka.ReadSpec(client, *prefix)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("--end-of-input needs the pipeline's record (--prefix %s): %w", *prefix, err)
+		}
+		if envflag.OnCommandLine(args, "topic") && *topic != spec.Input {
+			return fmt.Errorf("--topic %s: pipeline %q reads %s", *topic, *prefix, spec.Input)
+		}
+		*topic = spec.Input
+		var highest int64
+		if ms, highest, err = processors.EndOfInput(conn, spec); err != nil {
+			return err
+		}
+		note = fmt.Sprintf(" (end of input: the highest stream time is %s; its window ends at %s, plus %v lateness)",
+			pipeline.FormatMs(highest), pipeline.FormatMs(ms-spec.Window.Lateness.Milliseconds()), spec.Window.Lateness)
 	}
 	client, err := conn.NewClient("ridestream-heartbeat")
 	if err != nil {
@@ -63,10 +98,13 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			targets = append(targets, int32(p))
 		}
 	}
+	if len(targets) == 0 {
+		return errors.New("--partitions: none")
+	}
 	n, err := processors.WriteHeartbeats(conn, *topic, targets, ms)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "wrote %d heartbeats at %s into %s\n", n, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano), *topic)
+	_, err = fmt.Fprintf(stdout, "wrote %d heartbeats at %s into %s%s\n", n, pipeline.FormatMs(ms), *topic, note)
 	return err
 }

@@ -37,8 +37,9 @@ func runToEnd(t *testing.T, limit time.Duration, args ...string) (string, error)
 	}
 }
 
-// topics lists the topics of the cluster.
-func topics(t *testing.T, env *testenv.Env) []string {
+// topics lists the topics of the cluster whose names start with prefix
+// (other packages' tests share the broker).
+func topics(t *testing.T, env *testenv.Env, prefix string) []string {
 	t.Helper()
 	admin, err := env.Kafka.NewAdmin("ridestream-test")
 	if err != nil {
@@ -51,7 +52,9 @@ func topics(t *testing.T, env *testenv.Env) []string {
 	}
 	var out []string
 	for name := range m {
-		out = append(out, name)
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -115,7 +118,7 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 	if err := proc.Stop(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	before := topics(t, env)
+	before := topics(t, env, p.Prefix)
 
 	// The sink with another lateness: the first drift.
 	out, err := runToEnd(t, 30*time.Second, append(p.SinkArgs(), "--allowed-lateness", "10m")...)
@@ -142,7 +145,7 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 	if err := cmd.Wait(); err == nil || !strings.Contains(cmd.Tail(4000), "--window is 2h0m0s here") || !strings.Contains(cmd.Tail(4000), "--shards is 4 here") {
 		t.Fatalf("process with $RIDESTREAM_WINDOW and $RIDESTREAM_SHARDS: %v\n%s", err, cmd.Tail(4000))
 	}
-	if after := topics(t, env); !slices.Equal(before, after) {
+	if after := topics(t, env, p.Prefix); !slices.Equal(before, after) {
 		t.Fatalf("refused starts changed the topics: before %v, after %v", before, after)
 	}
 

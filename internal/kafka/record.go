@@ -143,6 +143,7 @@ func ResolveSpec(client sarama.Client, admin sarama.ClusterAdmin, given pipeline
 			return given, fmt.Errorf("--topic %s: %w", given.Input, perr)
 		}
 		given.InputPartitions, given.Wire = int32(len(parts)), pipeline.WireVersion
+		given = given.Resolved()
 		if err := given.Validate(); err != nil {
 			return given, err
 		}

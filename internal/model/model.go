@@ -33,6 +33,9 @@ type Rule struct {
 	MaxFutureSkew time.Duration
 	// Location aligns windows to its wall clock (--time-zone); nil is UTC.
 	Location *time.Location
+	// Input is how messages are decoded (--event-time-field,
+	// --input-time-zone): what a message says is an input to the rule.
+	Input ride.Options
 }
 
 // DefaultRule is the contract's default: hourly UTC windows, 5m lateness,
@@ -121,7 +124,7 @@ func Run(rule Rule, partitions [][][]byte) Result {
 				sts[o] = st
 			}
 			k := Key{int32(p), int64(o)}
-			rec, err := ride.Decode(v)
+			rec, err := rule.Input.Decode(v)
 			if err != nil {
 				res.Rejected[k] = err.Error()
 				continue

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/window"
 )
 
@@ -43,7 +44,11 @@ type Spec struct {
 	InputPartitions int32
 	// Window is the event-time rule: size, lateness, future skew, time zone.
 	Window window.Spec
-	// Shards spreads a window's zones over this many keys.
+	// Decode is how input messages are read: the event-time field and the
+	// time zone of times written without one.
+	Decode ride.Options
+	// Shards spreads a window's zones over this many keys; 0 in a given spec
+	// means DefaultShards of the window (the record always holds a number).
 	Shards int
 	// WindowPartitions of the windows and finals topics (0: as many as the
 	// input has).
@@ -54,7 +59,25 @@ type Spec struct {
 
 // DefaultSpec is a new pipeline's spec when no flag says otherwise.
 func DefaultSpec() Spec {
-	return Spec{Prefix: DefaultPrefix, Input: DefaultTopic, Window: window.DefaultSpec(), Shards: 16, Wire: WireVersion}
+	return Spec{Prefix: DefaultPrefix, Input: DefaultTopic, Window: window.DefaultSpec(), Wire: WireVersion}
+}
+
+// DefaultShards is the shard count of a window size: 16 for windows of an
+// hour or more, proportionally fewer (at least 1) for shorter ones, whose
+// windows hold fewer rides and zones. Every shard of a window costs a key,
+// its close markers and its changelog writes: a month of 5-minute windows
+// in 16 shards is 143,000 keys, mostly empty.
+func DefaultShards(size time.Duration) int {
+	n := int((16*size + time.Hour/2) / time.Hour)
+	return max(1, min(16, n))
+}
+
+// Resolved is s with the shard count decided (see DefaultShards).
+func (s Spec) Resolved() Spec {
+	if s.Shards == 0 {
+		s.Shards = DefaultShards(s.Window.Size)
+	}
+	return s
 }
 
 // A setting is one recorded field of Spec with its flag: the flag set, the
@@ -89,18 +112,21 @@ var settings = []setting{
 	{"time-zone", "IANA time zone whose local wall clock aligns the windows (UTC: aligned to the epoch)",
 		func(s Spec) string { return zoneName(s.Window.Location) },
 		func(s *Spec, v string) error {
-			if v == "" || v == "UTC" {
-				s.Window.Location = nil
-				return nil
-			}
-			loc, err := time.LoadLocation(v)
-			if err != nil {
-				return err
-			}
+			loc, err := location(v)
 			s.Window.Location = loc
-			return nil
+			return err
 		}},
-	{"shards", "keys a window's zones are spread over",
+	{"input-time-zone", "IANA time zone of event times written without a zone, such as \"2025-10-01 18:04:11\" (NYC TLC times are America/New_York)",
+		func(s Spec) string { return zoneName(s.Decode.Location) },
+		func(s *Spec, v string) error {
+			loc, err := location(v)
+			s.Decode.Location = loc
+			return err
+		}},
+	{"event-time-field", "field that holds a ride's event time (empty: the first of tpep_pickup_datetime, lpep_pickup_datetime, pickup_datetime)",
+		func(s Spec) string { return s.Decode.EventTimeField },
+		func(s *Spec, v string) error { s.Decode.EventTimeField = v; return nil }},
+	{"shards", "keys a window's zones are spread over (0: 16 for windows of an hour or more, proportionally fewer for shorter ones)",
 		func(s Spec) string { return strconv.Itoa(s.Shards) },
 		func(s *Spec, v string) error {
 			n, err := strconv.Atoi(v)
@@ -125,6 +151,14 @@ func setDuration(d *time.Duration, v string) error {
 	return nil
 }
 
+// location loads an IANA time zone; UTC (or empty) is nil.
+func location(name string) (*time.Location, error) {
+	if name == "" || name == "UTC" {
+		return nil, nil
+	}
+	return time.LoadLocation(name)
+}
+
 func zoneName(loc *time.Location) string {
 	if loc == nil {
 		return "UTC"
@@ -139,8 +173,8 @@ func (s Spec) Validate() error {
 		return errors.New("--prefix: must not be empty")
 	case s.Input == "":
 		return errors.New("--topic: must not be empty")
-	case s.Shards < 1 || s.Shards > 4096:
-		return fmt.Errorf("--shards %d: must be within 1..4096", s.Shards)
+	case s.Shards < 0 || s.Shards > 4096:
+		return fmt.Errorf("--shards %d: must be within 1..4096 (0: from the window)", s.Shards)
 	case s.WindowPartitions < 0:
 		return fmt.Errorf("--window-partitions %d: must not be negative", s.WindowPartitions)
 	}
@@ -232,7 +266,7 @@ func (e *DriftError) Error() string {
 // the flags in set: an error naming every flag that disagrees with the
 // record, and the input partition count when the topic now has another.
 func Adopt(recorded, given Spec, set []string, inputPartitions int32) (Spec, error) {
-	diffs := Drift(recorded, given, set)
+	diffs := Drift(recorded, given.Resolved(), set)
 	if inputPartitions > 0 && inputPartitions != recorded.InputPartitions {
 		diffs = append(diffs, Difference{Flag: "partitions of input topic " + recorded.Input,
 			Recorded: strconv.Itoa(int(recorded.InputPartitions)), Given: strconv.Itoa(int(inputPartitions))})
@@ -254,8 +288,9 @@ type record struct {
 }
 
 // Record is the spec's record in the log: JSON of every setting by its flag
-// name.
+// name (the shard count resolved).
 func (s Spec) Record() []byte {
+	s = s.Resolved()
 	r := record{Format: recordFormat, Wire: s.Wire, InputPartitions: s.InputPartitions, Settings: map[string]string{}}
 	for _, st := range settings {
 		r.Settings[st.flag] = st.get(s)
@@ -286,6 +321,7 @@ func ParseRecord(prefix string, b []byte) (Spec, error) {
 			return Spec{}, fmt.Errorf("pipeline %q: recorded --%s %q: %w", prefix, name, v, err)
 		}
 	}
+	s = s.Resolved()
 	if s.Wire != WireVersion {
 		return Spec{}, fmt.Errorf("pipeline %q was built by a release with internal wire version %d, this release speaks %d: "+
 			"run `ridestream reset --prefix %s --postgres finals` and replay", prefix, s.Wire, WireVersion, prefix)

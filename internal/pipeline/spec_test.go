@@ -41,7 +41,7 @@ func TestParseRecordRefusesWhatItCannotRead(t *testing.T) {
 	}
 	// A setting an older release did not record takes today's default.
 	s, err := ParseRecord("p", []byte(`{"format":1,"wire":4,"input_partitions":2,"settings":{"topic":"rides","window":"30m0s"}}`))
-	if err != nil || s.Window.Size != 30*time.Minute || s.Shards != 16 {
+	if err != nil || s.Window.Size != 30*time.Minute || s.Shards != 8 {
 		t.Fatalf("older record: %+v, %v", s, err)
 	}
 }
@@ -50,7 +50,7 @@ func TestParseRecordRefusesWhatItCannotRead(t *testing.T) {
 // command line or from their environment twins (set through fs.Set), and
 // each differing one is named with both values.
 func TestFlagsAndDrift(t *testing.T) {
-	recorded := DefaultSpec()
+	recorded := DefaultSpec().Resolved()
 	recorded.Prefix, recorded.InputPartitions = "p", 4
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	given := Flags(fs, DefaultSpec())
@@ -129,4 +129,13 @@ func equalJSON(a, b any) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
+}
+
+func TestDefaultShards(t *testing.T) {
+	for size, want := range map[time.Duration]int{time.Minute: 1, 5 * time.Minute: 1, 15 * time.Minute: 4, 30 * time.Minute: 8,
+		time.Hour: 16, 2 * time.Hour: 16, 24 * time.Hour: 16} {
+		if got := DefaultShards(size); got != want {
+			t.Errorf("DefaultShards(%v) = %d, want %d", size, got, want)
+		}
+	}
 }

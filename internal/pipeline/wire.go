@@ -148,9 +148,10 @@ type WindowState struct {
 	Final                  bool
 	FinalSrc               int32
 	FinalOffset            int64
-	// CreatedSrc and CreatedOffset name the message that created the key:
-	// when it is redelivered, the key's subscriptions (which may have been
-	// lost with the crash) are sent again.
+	// CreatedSrc and CreatedOffset name the message with rides that created
+	// the key (-1: a close marker created it): when it is redelivered, the
+	// key's subscriptions (which may have been lost with the crash) are sent
+	// again.
 	CreatedSrc    int32
 	CreatedOffset int64
 }

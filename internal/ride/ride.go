@@ -10,8 +10,12 @@ package ride
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -117,9 +121,24 @@ type wire struct {
 	Tolls      json.RawMessage `json:"tolls_amount"`
 }
 
+// Options are the decoder's settings; both are part of a pipeline's spec, so
+// every process decodes the same log the same way.
+type Options struct {
+	// EventTimeField names the field that holds a ride's event time; empty:
+	// the first present of tpep_pickup_datetime, lpep_pickup_datetime and
+	// pickup_datetime.
+	EventTimeField string
+	// Location reads a time string without zone ("2025-10-01 18:04:11");
+	// nil is UTC.
+	Location *time.Location
+}
+
+// Decode parses one message value with the default Options.
+func Decode(value []byte) (Record, error) { return Options{}.Decode(value) }
+
 // Decode parses one message value. It never panics; a nil error means the
 // Record is valid (docs/contract.md, "Input").
-func Decode(value []byte) (Record, error) {
+func (o Options) Decode(value []byte) (Record, error) {
 	if len(value) > MaxMessageBytes {
 		return Record{}, &DecodeError{Reason: fmt.Sprintf("message is %d bytes, limit is %d", len(value), MaxMessageBytes)}
 	}
@@ -130,16 +149,22 @@ func Decode(value []byte) (Record, error) {
 	if trimmed[0] != '{' {
 		return Record{}, &DecodeError{Reason: "not a JSON object"}
 	}
+	custom := o.EventTimeField
+	if custom != "" && slices.Contains(wireNames[:], custom) {
+		custom = "" // a field the wire struct holds anyway
+	}
 	var w wire
-	if !fastWire(trimmed, &w) {
+	event, ok := fastWire(trimmed, &w, custom)
+	if !ok {
 		w = wire{}
-		if err := json.Unmarshal(trimmed, &w); err != nil {
+		var err error
+		if event, err = slowWire(trimmed, &w, custom); err != nil {
 			return Record{}, &DecodeError{Reason: "invalid JSON: " + err.Error()}
 		}
 	}
 
 	if present(w.Heartbeat) {
-		ms, err := parseTime(w.Heartbeat)
+		ms, err := o.parseTime(w.Heartbeat)
 		if err != nil {
 			return Record{}, &DecodeError{Field: "heartbeat", Reason: err.Error()}
 		}
@@ -154,7 +179,7 @@ func Decode(value []byte) (Record, error) {
 	if pick == nil {
 		return Record{}, &DecodeError{Field: "tpep_pickup_datetime", Reason: "missing (also looked for lpep_pickup_datetime, pickup_datetime)"}
 	}
-	ms, err := parseTime(pick)
+	ms, err := o.parseTime(pick)
 	if err != nil {
 		return Record{}, &DecodeError{Field: pickField, Reason: err.Error()}
 	}
@@ -163,8 +188,8 @@ func Decode(value []byte) (Record, error) {
 	if dropField, drop := firstPresent(
 		"tpep_dropoff_datetime", w.Dropoff,
 		"lpep_dropoff_datetime", w.LDropoff,
-		"dropoff_datetime", w.AnyDropoff); drop != nil {
-		ms, err := parseTime(drop)
+		"dropoff_datetime", w.AnyDropoff); drop != nil && !missingValue(drop) {
+		ms, err := o.parseTime(drop)
 		if err != nil {
 			return Record{}, &DecodeError{Field: dropField, Reason: err.Error()}
 		}
@@ -196,7 +221,7 @@ func Decode(value []byte) (Record, error) {
 		{"VendorID", w.Vendor, &r.VendorID, HasVendor},
 	}
 	for _, f := range optionalInts {
-		if !present(f.raw) {
+		if !present(f.raw) || missingValue(f.raw) {
 			continue
 		}
 		v, err := parseInt32(f.raw)
@@ -220,7 +245,7 @@ func Decode(value []byte) (Record, error) {
 		{"tolls_amount", w.Tolls, &r.TollsCents, HasTolls, MaxAbsCents},
 	}
 	for _, f := range optionalCenti {
-		if !present(f.raw) {
+		if !present(f.raw) || missingValue(f.raw) {
 			continue
 		}
 		v, err := parseCenti(f.raw, f.limit)
@@ -230,12 +255,45 @@ func Decode(value []byte) (Record, error) {
 		*f.dst = v
 		r.Has |= f.bit
 	}
-	return Record{Kind: KindRide, EventMs: r.PickupMs, Ride: r}, nil
+
+	eventMs := r.PickupMs
+	switch field := o.EventTimeField; {
+	case field == "":
+	case custom == "":
+		// One of the wire's own fields (a dropoff time, say).
+		raw := w.byName(field)
+		if !present(raw) {
+			return Record{}, &DecodeError{Field: field, Reason: "missing (--event-time-field)"}
+		}
+		if eventMs, err = o.parseTime(raw); err != nil {
+			return Record{}, &DecodeError{Field: field, Reason: err.Error()}
+		}
+	default:
+		if !present(event) {
+			return Record{}, &DecodeError{Field: field, Reason: "missing (--event-time-field)"}
+		}
+		if eventMs, err = o.parseTime(event); err != nil {
+			return Record{}, &DecodeError{Field: field, Reason: err.Error()}
+		}
+	}
+	return Record{Kind: KindRide, EventMs: eventMs, Ride: r}, nil
 }
 
 // present reports whether a field was given with a non-null value.
 func present(raw json.RawMessage) bool {
 	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+// missingValue reports a value that real producers write for "no value":
+// Python's NaN, Infinity and -Infinity literals (json.dumps of a float
+// column with gaps), and pandas' "NaT" for a missing time. An optional field
+// holding one is absent; a required one is rejected.
+func missingValue(raw json.RawMessage) bool {
+	return nonFinite(raw) || bytes.Equal(raw, []byte(`"NaT"`))
+}
+
+func nonFinite(raw []byte) bool {
+	return bytes.Equal(raw, []byte("NaN")) || bytes.Equal(raw, []byte("Infinity")) || bytes.Equal(raw, []byte("-Infinity"))
 }
 
 func firstPresent(pairs ...any) (string, json.RawMessage) {
@@ -247,30 +305,117 @@ func firstPresent(pairs ...any) (string, json.RawMessage) {
 	return "", nil
 }
 
-// parseTime accepts epoch milliseconds (a JSON integer) or an RFC 3339 string.
-func parseTime(raw json.RawMessage) (int64, error) {
+// timePattern is a date and time as producers write them: RFC 3339, and
+// Python's str() of a timestamp ("2025-10-01 18:04:11"), with or without
+// fractional seconds and zone.
+var timePattern = regexp.MustCompile(`^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}(?::?\d{2})?)?$`)
+
+// parseTime reads an event time: epoch milliseconds as a JSON number (an
+// integral float such as 1762078500000.0 too), or a date-time string (see
+// timePattern). A string without zone is a wall time of o.Location: one
+// shown twice (when clocks go back) is its first occurrence, one skipped
+// (when they go forward) is read with the offset before the jump, as
+// Python's zoneinfo does. Fractional milliseconds of a string are dropped.
+func (o Options) parseTime(raw json.RawMessage) (int64, error) {
+	if nonFinite(raw) {
+		return 0, fmt.Errorf("%s is not a time", raw)
+	}
 	var ms int64
 	if raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return 0, fmt.Errorf("invalid string: %w", err)
 		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return 0, fmt.Errorf("%q is neither epoch milliseconds nor an RFC 3339 time", s)
+		if s == "NaT" {
+			return 0, errors.New(`"NaT" (pandas' missing time) is not a time`)
 		}
-		ms = t.UnixMilli()
+		var err error
+		if ms, err = o.parseTimeString(s); err != nil {
+			return 0, err
+		}
 	} else {
-		v, err := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s is not an integer of epoch milliseconds", clip(raw))
+		if raw[0] == '{' || raw[0] == '[' || raw[0] == 't' || raw[0] == 'f' {
+			return 0, fmt.Errorf("%s is neither epoch milliseconds nor a date-time string", clip(raw))
 		}
-		ms = v
+		c, err := parseDecimal(raw, 0)
+		if err != nil {
+			return 0, fmt.Errorf("%s is not epoch milliseconds: %w", clip(raw), err)
+		}
+		if c.frac {
+			return 0, fmt.Errorf("%s has a fractional millisecond: epoch milliseconds must be whole", clip(raw))
+		}
+		ms = c.v
 	}
 	if ms < MinEventMs || ms >= MaxEventMs {
 		return 0, fmt.Errorf("%s is outside 2000-01-01..2100-01-01 (epoch milliseconds expected)", clip(raw))
 	}
 	return ms, nil
+}
+
+func (o Options) parseTimeString(s string) (int64, error) {
+	m := timePattern.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q is neither epoch milliseconds nor a date-time (YYYY-MM-DD HH:MM:SS[.fff][zone])", clip([]byte(s)))
+	}
+	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	y, mo, d, h, mi, sec := n(1), n(2), n(3), n(4), n(5), n(6)
+	wall := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+	if wall.Year() != y || int(wall.Month()) != mo || wall.Day() != d || wall.Hour() != h || wall.Minute() != mi || wall.Second() != sec {
+		return 0, fmt.Errorf("%q is not a valid date-time", s)
+	}
+	ms := wall.UnixMilli()
+	if frac := m[7]; frac != "" {
+		frac = (frac + "00")[:3] // milliseconds; finer digits are dropped
+		f, _ := strconv.Atoi(frac)
+		ms += int64(f)
+	}
+	switch zone := m[8]; zone {
+	case "Z", "z":
+		return ms, nil
+	case "":
+		return wallToInstant(ms, o.Location), nil
+	default:
+		digits := strings.ReplaceAll(zone[1:], ":", "")
+		hh, _ := strconv.Atoi(digits[:2])
+		mm := 0
+		if len(digits) == 4 {
+			mm, _ = strconv.Atoi(digits[2:])
+		}
+		if hh > 23 || mm > 59 {
+			return 0, fmt.Errorf("%q has an invalid zone offset", s)
+		}
+		off := int64(hh*3600+mm*60) * 1000
+		if zone[0] == '-' {
+			off = -off
+		}
+		return ms - off, nil
+	}
+}
+
+// wallToInstant is the instant at which loc's clock shows wall (a wall time
+// as milliseconds counted like UTC): its first occurrence when shown twice,
+// and with the offset before the jump when skipped.
+func wallToInstant(wall int64, loc *time.Location) int64 {
+	if loc == nil || loc == time.UTC {
+		return wall
+	}
+	offset := func(u int64) int64 {
+		_, off := time.UnixMilli(u).In(loc).Zone()
+		return int64(off) * 1000
+	}
+	const day = 86_400_000
+	before, after := offset(wall-day), offset(wall+day) // offsets around: DST changes are rare
+	uBefore, uAfter := wall-before, wall-after
+	okBefore, okAfter := offset(uBefore) == before, offset(uAfter) == after
+	switch {
+	case okBefore && okAfter:
+		return min(uBefore, uAfter) // shown twice (or one offset): the first
+	case okBefore:
+		return uBefore
+	case okAfter:
+		return uAfter
+	}
+	return uBefore // skipped: the offset before the jump
 }
 
 // parseInt32 accepts a JSON integer, or a number with a zero fraction (186.0,

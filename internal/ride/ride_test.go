@@ -2,11 +2,11 @@ package ride
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecodeTutorialRide(t *testing.T) {
@@ -84,14 +84,18 @@ func TestDecodeRejects(t *testing.T) {
 		{"string amount", `{"PULocationID":1,"total_amount":"17.31","tpep_pickup_datetime":1730429702000}`, "total_amount", "not a number"},
 		{"huge amount", `{"PULocationID":1,"total_amount":1e300,"tpep_pickup_datetime":1730429702000}`, "total_amount", "too large"},
 		{"big amount", `{"PULocationID":1,"total_amount":1000000,"tpep_pickup_datetime":1730429702000}`, "total_amount", "out of range"},
-		{"nan amount", `{"PULocationID":1,"total_amount":NaN,"tpep_pickup_datetime":1730429702000}`, "", "invalid JSON"},
+		{"nan amount", `{"PULocationID":1,"total_amount":NaN,"tpep_pickup_datetime":1730429702000}`, "total_amount", "NaN is not a finite number"},
+		{"infinite zone", `{"PULocationID":-Infinity,"total_amount":1,"tpep_pickup_datetime":1730429702000}`, "PULocationID", "not a finite number"},
+		{"nan pickup", `{"PULocationID":1,"total_amount":1,"lpep_pickup_datetime":NaN}`, "lpep_pickup_datetime", "NaN is not a time"},
+		{"NaT pickup", `{"PULocationID":1,"total_amount":1,"lpep_pickup_datetime":"NaT"}`, "lpep_pickup_datetime", "NaT"},
 		{"fraction zone", `{"PULocationID":1.5,"total_amount":1,"tpep_pickup_datetime":1730429702000}`, "PULocationID", "not an integer"},
 		{"bool zone", `{"PULocationID":true,"total_amount":1,"tpep_pickup_datetime":1730429702000}`, "PULocationID", "not a number"},
 		{"seconds not ms", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":1730429702}`, "tpep_pickup_datetime", "outside 2000-01-01"},
 		{"year 1999", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":"1999-12-31T23:59:59Z"}`, "tpep_pickup_datetime", "outside"},
-		{"bad time string", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":"yesterday"}`, "tpep_pickup_datetime", "RFC 3339"},
-		{"float time", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":1730429702000.5}`, "tpep_pickup_datetime", "not an integer"},
-		{"bad heartbeat", `{"heartbeat":"soon"}`, "heartbeat", "RFC 3339"},
+		{"bad time string", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":"yesterday"}`, "tpep_pickup_datetime", "date-time"},
+		{"fractional ms", `{"PULocationID":1,"total_amount":1,"tpep_pickup_datetime":1730429702000.5}`, "tpep_pickup_datetime", "fractional millisecond"},
+		{"bad heartbeat", `{"heartbeat":"soon"}`, "heartbeat", "date-time"},
+		{"nan heartbeat", `{"heartbeat":NaN}`, "heartbeat", "not a time"},
 		{"too big", `{"x":"` + strings.Repeat("a", MaxMessageBytes) + `"}`, "", "limit"},
 	}
 	for _, c := range cases {
@@ -168,23 +172,33 @@ func FuzzFastWire(f *testing.F) {
 		`{"pulocationid":1}`, `{"PULocationID":1,"PULocationID":2}`, `{"x":{"y":1}}`, `{"a":"\u0041"}`, `{"a":1,}`,
 		`{"total_amount":01}`, `{"total_amount":1.}`, `{"total_amount":-}`, `{"total_amount":nul}`, `{"VendorID":null}`,
 		`{}`, `{"a":1}x`, "{\"a\":\"\x01\"}", "{\"\xc5\xbf\":1}", `{"trip_distance":true}`,
+		`{"lpep_pickup_datetime": "2025-10-01 18:04:11", "PULocationID": 74, "passenger_count": NaN, "tip_amount": 0.0, "total_amount": 12.3}`,
+		`{"passenger_count":-Infinity,"x":Infinity,"pickup_ts":"2025-10-01T18:04:11"}`, `{"a":NaNx}`, `{"a":"NaN","b":-Infinity}`,
+		`{"a":"\u0000ridestreamNaN","b":NaN}`, `{"pickup_ts":1,"pickup_ts":NaN}`, `{"x":[NaN]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var fast wire
-		if !fastWire(b, &fast) {
-			return
-		}
-		var slow wire
-		if err := json.Unmarshal(b, &slow); err != nil {
-			t.Fatalf("fast path accepted %q, encoding/json: %v", b, err)
-		}
-		fv, sv := reflect.ValueOf(fast), reflect.ValueOf(slow)
-		for i := range fv.NumField() {
-			x, y := fv.Field(i).Bytes(), sv.Field(i).Bytes()
-			if !bytes.Equal(x, y) || (x == nil) != (y == nil) {
-				t.Fatalf("%q: field %s: fast %q, encoding/json %q", b, fv.Type().Field(i).Name, x, y)
+		for _, custom := range []string{"", "pickup_ts"} {
+			var fast wire
+			fastEvent, ok := fastWire(b, &fast, custom)
+			if !ok {
+				continue
+			}
+			var slow wire
+			slowEvent, err := slowWire(b, &slow, custom)
+			if err != nil {
+				t.Fatalf("fast path accepted %q, the fallback: %v", b, err)
+			}
+			fv, sv := reflect.ValueOf(fast), reflect.ValueOf(slow)
+			for i := range fv.NumField() {
+				x, y := fv.Field(i).Bytes(), sv.Field(i).Bytes()
+				if !bytes.Equal(x, y) || (x == nil) != (y == nil) {
+					t.Fatalf("%q: field %s: fast %q, fallback %q", b, fv.Type().Field(i).Name, x, y)
+				}
+			}
+			if !bytes.Equal(fastEvent, slowEvent) || (fastEvent == nil) != (slowEvent == nil) {
+				t.Fatalf("%q: --event-time-field %s: fast %q, fallback %q", b, custom, fastEvent, slowEvent)
 			}
 		}
 	})
@@ -203,6 +217,94 @@ func TestWireNames(t *testing.T) {
 		var w wire
 		if w.field([]byte(wireNames[i])) != &w.Heartbeat && i == 0 || w.field([]byte(wireNames[i])) == nil {
 			t.Errorf("field(%q) finds no field", wireNames[i])
+		}
+	}
+}
+
+// TestDecodeProducerShapes: what real producers send, each accepted with
+// the right event time or rejected with a reason naming the field.
+func TestDecodeProducerShapes(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) int64 {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.UnixMilli()
+	}
+	ride := func(pickup string) string {
+		return `{"PULocationID": 74, "total_amount": 12.3, "lpep_pickup_datetime": ` + pickup + `}`
+	}
+	cases := []struct {
+		name   string
+		in     string
+		opt    Options
+		event  int64
+		field  string // rejected: the field named
+		reason string
+	}{
+		{"pandas str(), no zone: UTC by default", ride(`"2025-10-01 18:04:11"`), Options{}, at("2025-10-01T18:04:11Z"), "", ""},
+		{"no zone, --input-time-zone New York", ride(`"2025-10-01 18:04:11"`), Options{Location: ny}, at("2025-10-01T22:04:11Z"), "", ""},
+		{"ISO without zone", ride(`"2025-11-02T10:11:00"`), Options{}, at("2025-11-02T10:11:00Z"), "", ""},
+		{"microseconds dropped to ms", ride(`"2025-10-01 18:04:11.123456"`), Options{}, at("2025-10-01T18:04:11.123Z"), "", ""},
+		{"pandas str() of a UTC time", ride(`"2025-10-01 18:04:11+00:00"`), Options{Location: ny}, at("2025-10-01T18:04:11Z"), "", ""},
+		{"compact offset", ride(`"2025-10-01T18:04:11-0400"`), Options{}, at("2025-10-01T22:04:11Z"), "", ""},
+		{"RFC 3339 nanoseconds", ride(`"2025-10-01T18:04:11.999999999Z"`), Options{}, at("2025-10-01T18:04:11.999Z"), "", ""},
+		{"epoch ms as a float", ride(`1762078500000.0`), Options{}, 1762078500000, "", ""},
+		{"epoch ms with an exponent", ride(`1.7620785e12`), Options{}, 1762078500000, "", ""},
+		{"repeated hour: first occurrence", ride(`"2025-11-02 01:30:00"`), Options{Location: ny}, at("2025-11-02T05:30:00Z"), "", ""},
+		{"skipped hour: offset before the jump", ride(`"2025-03-09 02:30:00"`), Options{Location: ny}, at("2025-03-09T07:30:00Z"), "", ""},
+		{"heartbeat as a string", `{"heartbeat": "2025-10-02 00:00:00"}`, Options{}, at("2025-10-02T00:00:00Z"), "", ""},
+		{"--event-time-field a dropoff", `{"PULocationID": 74, "total_amount": 1, "lpep_pickup_datetime": "2025-10-01 18:04:11", "lpep_dropoff_datetime": "2025-10-01 18:30:00"}`,
+			Options{EventTimeField: "lpep_dropoff_datetime"}, at("2025-10-01T18:30:00Z"), "", ""},
+		{"--event-time-field a field of its own", `{"PULocationID": 74, "total_amount": 1, "pickup_datetime": 1762078500000, "ts": "2025-10-01 18:30:00"}`,
+			Options{EventTimeField: "ts"}, at("2025-10-01T18:30:00Z"), "", ""},
+
+		{"fractional epoch ms", ride(`1762078500000.5`), Options{}, 0, "lpep_pickup_datetime", "fractional millisecond"},
+		{"month 13", ride(`"2025-13-01 00:00:00"`), Options{}, 0, "lpep_pickup_datetime", "not a valid date-time"},
+		{"no seconds", ride(`"2025-10-01 18:04"`), Options{}, 0, "lpep_pickup_datetime", "date-time"},
+		{"US date", ride(`"10/01/2025 18:04:11"`), Options{}, 0, "lpep_pickup_datetime", "date-time"},
+		{"NaN pickup", ride(`NaN`), Options{}, 0, "lpep_pickup_datetime", "NaN is not a time"},
+		{"--event-time-field missing", ride(`"2025-10-01 18:04:11"`), Options{EventTimeField: "ts"}, 0, "ts", "missing"},
+		{"--event-time-field NaT", `{"PULocationID": 74, "total_amount": 1, "lpep_pickup_datetime": "2025-10-01 18:04:11", "lpep_dropoff_datetime": "NaT"}`,
+			Options{EventTimeField: "lpep_dropoff_datetime"}, 0, "lpep_dropoff_datetime", "NaT"},
+		{"NaN total", `{"PULocationID": 74, "total_amount": NaN, "lpep_pickup_datetime": "2025-10-01 18:04:11"}`, Options{}, 0, "total_amount", "NaN"},
+		{"NaN zone", `{"PULocationID": NaN, "total_amount": 1, "lpep_pickup_datetime": "2025-10-01 18:04:11"}`, Options{}, 0, "PULocationID", "NaN"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec, err := c.opt.Decode([]byte(c.in))
+			if c.field != "" {
+				var de *DecodeError
+				if !errors.As(err, &de) || de.Field != c.field || !strings.Contains(de.Reason, c.reason) {
+					t.Fatalf("got %v (%+v), want field %s rejected with %q", err, rec, c.field, c.reason)
+				}
+				return
+			}
+			if err != nil || rec.EventMs != c.event {
+				t.Fatalf("got %v at %s, want %s", err, time.UnixMilli(rec.EventMs).UTC(), time.UnixMilli(c.event).UTC())
+			}
+		})
+	}
+}
+
+// TestDecodeMissingAsPythonWritesIt: the course's green-trips row, with the
+// NaN literals json.dumps writes for gaps in float columns: the ride is
+// kept, and those fields are absent.
+func TestDecodeMissingAsPythonWritesIt(t *testing.T) {
+	in := `{"lpep_pickup_datetime": "2025-10-01 00:05:06", "lpep_dropoff_datetime": "NaT", "PULocationID": 74, "DOLocationID": 42, ` +
+		`"passenger_count": NaN, "trip_distance": 1.5, "tip_amount": Infinity, "total_amount": 12.3, "congestion_surcharge": -Infinity}`
+	for _, b := range []string{in, strings.Replace(in, `"trip_distance"`, `"trip\u005fdistance"`, 1)} { // fast path, then the fallback
+		rec, err := Decode([]byte(b))
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		r := rec.Ride
+		if r.Has&(HasPassengers|HasTip|HasDropoff) != 0 || r.Has&HasDistance == 0 || r.DistanceCenti != 150 || r.TotalCents != 1230 || r.DOLocationID != 42 {
+			t.Fatalf("%s: %+v", b, r)
 		}
 	}
 }

@@ -113,12 +113,19 @@ func (p *Pipeline) WindowSpec() window.Spec {
 
 // RuleArgs are the command-line flags of p.Rule.
 func (p *Pipeline) RuleArgs() []string {
-	tz := "UTC"
-	if p.Rule.Location != nil {
-		tz = p.Rule.Location.String()
+	zone := func(loc *time.Location) string {
+		if loc == nil {
+			return "UTC"
+		}
+		return loc.String()
 	}
-	return []string{"--window", p.Rule.Size.String(), "--allowed-lateness", p.Rule.Lateness.String(),
-		"--max-future-skew", p.Rule.MaxFutureSkew.String(), "--time-zone", tz}
+	args := []string{"--window", p.Rule.Size.String(), "--allowed-lateness", p.Rule.Lateness.String(),
+		"--max-future-skew", p.Rule.MaxFutureSkew.String(), "--time-zone", zone(p.Rule.Location),
+		"--input-time-zone", zone(p.Rule.Input.Location)}
+	if f := p.Rule.Input.EventTimeField; f != "" {
+		args = append(args, "--event-time-field", f)
+	}
+	return args
 }
 
 // ProcessArgs runs the processors of p as instance.
@@ -291,4 +298,20 @@ func (p *Pipeline) Checksum(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return sum
+}
+
+// Twin is a second pipeline over p's input topic: its own prefix, database
+// and window rule (a 5-minute pipeline beside an hourly one, say).
+func (p *Pipeline) Twin(t *testing.T, suffix string, rule model.Rule) *Pipeline {
+	t.Helper()
+	q := &Pipeline{Env: p.Env, Topic: p.Topic, Prefix: p.Prefix + suffix, Rule: rule, AllFinal: p.AllFinal,
+		Parts: p.Parts, DBURL: p.Env.NewDatabase(t)}
+	pool, err := pgxpool.New(context.Background(), q.DBURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	q.Pool = pool
+	q.Remodel()
+	return q
 }

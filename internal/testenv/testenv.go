@@ -387,34 +387,16 @@ func (e *Env) ReadMessages(t testing.TB, topic string) [][]*sarama.ConsumerMessa
 	if err != nil {
 		t.Fatal(err)
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
+	out := make([][]*sarama.ConsumerMessage, len(parts))
+	err = kafka.ReadTopic(client, topic, func(m *sarama.ConsumerMessage) error {
+		if m.Offset != int64(len(out[m.Partition])) {
+			return fmt.Errorf("%s/%d: offset %d after %d records; this reader assumes a gapless log", topic, m.Partition, m.Offset, len(out[m.Partition]))
+		}
+		out[m.Partition] = append(out[m.Partition], m)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer consumer.Close()
-	out := make([][]*sarama.ConsumerMessage, len(parts))
-	for _, p := range parts {
-		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hwm == 0 {
-			continue
-		}
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range pc.Messages() {
-			if m.Offset != int64(len(out[p])) {
-				t.Fatalf("%s/%d: offset %d after %d records; this reader assumes a gapless log", topic, p, m.Offset, len(out[p]))
-			}
-			out[p] = append(out[p], m)
-			if m.Offset+1 >= hwm {
-				break
-			}
-		}
-		pc.Close()
 	}
 	return out
 }
