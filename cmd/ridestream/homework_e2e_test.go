@@ -9,7 +9,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,14 +142,18 @@ func TestHomework(t *testing.T) {
 		p.VerifyRawAndLate(t)
 	}
 
+	// The questions, with the queries docs/homework.md gives.
+	q1, q2 := homeworkQueries(t)
+
 	// Question 1: which pickup zone had the most trips in one 5-minute window?
 	ctx := context.Background()
 	var zone int32
-	var window time.Time
+	var wall time.Time // New York wall time
 	var trips int64
-	if err := f.Pool.QueryRow(ctx, q1).Scan(&zone, &window, &trips); err != nil {
+	if err := f.Pool.QueryRow(ctx, q1).Scan(&zone, &wall, &trips); err != nil {
 		t.Fatal(err)
 	}
+	window, _ := time.ParseInLocation(time.DateTime, wall.Format(time.DateTime), ny)
 	var want model.FinalRow
 	for _, r := range f.Finals {
 		if r.Trips > want.Trips || r.Trips == want.Trips && (r.WindowStart < want.WindowStart || r.WindowStart == want.WindowStart && r.Zone < want.Zone) {
@@ -162,11 +168,12 @@ func TestHomework(t *testing.T) {
 	t.Logf("question 1: zone %d had the most trips in one 5-minute window: %d, from %s", zone, trips, window.In(ny).Format(time.DateTime))
 
 	// Question 2: which hour had the highest total tips?
-	var hour time.Time
-	var tips string
-	if err := h.Pool.QueryRow(ctx, q2).Scan(&hour, &tips); err != nil {
+	var hourWall time.Time
+	var tips float64
+	if err := h.Pool.QueryRow(ctx, q2).Scan(&hourWall, &tips); err != nil {
 		t.Fatal(err)
 	}
+	hour, _ := time.ParseInLocation(time.DateTime, hourWall.Format(time.DateTime), ny)
 	byHour := map[int64]int64{}
 	for _, r := range h.Finals {
 		byHour[r.WindowStart] += r.TipCents
@@ -178,17 +185,27 @@ func TestHomework(t *testing.T) {
 		}
 	}
 	tipped, _ := time.ParseInLocation(time.DateTime, tippedHour, ny)
-	if hour.UnixMilli() != top || tips != fmt.Sprintf("%d.%02d", byHour[top]/100, byHour[top]%100) || !hour.Equal(tipped) {
-		t.Fatalf("question 2: %s with %s in tips; the model: %s with %d cents (planted: %s)", hour.In(ny), tips,
+	if hour.UnixMilli() != top || math.Round(tips*100) != float64(byHour[top]) || !hour.Equal(tipped) {
+		t.Fatalf("question 2: %s with %.2f in tips; the model: %s with %d cents (planted: %s)", hour.In(ny), tips,
 			time.UnixMilli(top).In(ny), byHour[top], tipped)
 	}
-	t.Logf("question 2: the hour from %s (New York) had the most tips: %s", hour.In(ny).Format(time.DateTime), tips)
+	t.Logf("question 2: the hour from %s (New York) had the most tips: %.2f", hour.In(ny).Format(time.DateTime), tips)
 }
 
-// The two homework queries, as the README and docs/homework.md show them.
-const (
-	q1 = `SELECT pu_location_id, window_start, num_trips FROM hourly_revenue
-ORDER BY num_trips DESC, window_start, pu_location_id LIMIT 1`
-	q2 = `SELECT window_start, sum(total_tips)::text FROM hourly_revenue
-GROUP BY window_start ORDER BY sum(total_tips) DESC, window_start LIMIT 1`
-)
+// homeworkQueries returns the two SQL blocks of docs/homework.md: the test
+// runs the queries the walkthrough gives.
+func homeworkQueries(t *testing.T) (q1, q2 string) {
+	t.Helper()
+	b, err := os.ReadFile("../../docs/homework.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, part := range strings.Split(string(b), "```sql\n")[1:] {
+		blocks = append(blocks, part[:strings.Index(part, "```")])
+	}
+	if len(blocks) != 2 {
+		t.Fatalf("docs/homework.md has %d SQL blocks, want the two questions'", len(blocks))
+	}
+	return blocks[0], blocks[1]
+}
