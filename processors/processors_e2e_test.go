@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -245,38 +244,6 @@ func TestFinalsUnderSIGKILL(t *testing.T) {
 	p.VerifyRawAndLate(t)
 }
 
-// settle waits until the pipeline stops changing: no record is added to
-// the input (live mode writes heartbeats into it) and PostgreSQL's counts
-// stay the same for 6 seconds. It then re-reads the input log into p and
-// recomputes the model over it, heartbeats written by live mode included.
-func settle(t *testing.T, p *testenv.Pipeline, procs ...*testenv.Proc) {
-	t.Helper()
-	var last string
-	stableSince := time.Now()
-	deadline := time.Now().Add(4 * time.Minute)
-	for time.Since(stableSince) < 6*time.Second {
-		if time.Now().After(deadline) {
-			var logs strings.Builder
-			for _, pr := range procs {
-				fmt.Fprintf(&logs, "--- %s\n%s\n", pr.Cmd.Args[1], pr.Tail(3000))
-			}
-			t.Fatalf("pipeline did not settle\n%s", logs.String())
-		}
-		time.Sleep(500 * time.Millisecond)
-		applied, finals := p.Counts(t)
-		records := 0
-		for _, vs := range p.Env.ReadTopic(t, p.Topic) {
-			records += len(vs)
-		}
-		state := fmt.Sprint(applied, finals, records)
-		if state != last {
-			last, stableSince = state, time.Now()
-		}
-	}
-	p.Parts = p.Env.ReadTopic(t, p.Topic)
-	p.Remodel()
-}
-
 // heartbeatsWritten counts the records of each partition that the
 // workload did not hold: the heartbeats live mode wrote.
 func heartbeatsWritten(p *testenv.Pipeline, w generate.Config) []int {
@@ -311,7 +278,7 @@ func TestIdleHeartbeats(t *testing.T) {
 	before := len(p.Finals)
 	proc := testenv.StartProc(t, "process.log", append(p.ProcessArgs("proc-idle"), "--idle-heartbeat", "1s")...)
 	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
-	settle(t, p, proc, snk)
+	p.Settle(t, proc, snk)
 	hb := heartbeatsWritten(p, w)
 	if hb[w.Partitions-1] <= 0 {
 		t.Fatalf("no heartbeat was written into the idle partition\n%s", proc.Tail(3000))
@@ -369,7 +336,7 @@ func TestBackfillWithIdleHeartbeats(t *testing.T) {
 	p, _ := testenv.NewPipeline(t, w, 0)
 	proc := testenv.StartProc(t, "process.log", append(p.ProcessArgs("proc-backfill-idle"), "--idle-heartbeat", "1s")...)
 	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
-	settle(t, p, proc, snk)
+	p.Settle(t, proc, snk)
 	hb := heartbeatsWritten(p, w)
 	if hb[3] <= 0 {
 		t.Fatalf("no heartbeat was written into the empty partition\n%s", proc.Tail(3000))

@@ -209,3 +209,40 @@ func homeworkQueries(t *testing.T) (q1, q2 string) {
 	}
 	return blocks[0], blocks[1]
 }
+
+// TestOnePartitionFinishedByLiveMode: the same kind of bounded input in one
+// partition, finished by the processors' live mode instead: once the topic
+// is quiet, --idle-heartbeat writes the heartbeat that closes the last
+// windows (the decision is in the log, and the model runs over it).
+func TestOnePartitionFinishedByLiveMode(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := greenTrips(5_000, 7)
+	in := testenv.Input{Partitions: 1, Count: len(msgs), Messages: func(yield func(generate.Message) bool) {
+		for _, m := range msgs {
+			if !yield(m) {
+				return
+			}
+		}
+	}}
+	rule := model.DefaultRule()
+	rule.Input = ride.Options{Location: ny}
+	p, _ := testenv.NewPipelineFor(t, testenv.Get(t), rule, in, 0)
+	if len(p.Finals) == 0 || p.Want.StreamTime[0] == 0 {
+		t.Fatal("workload without rides")
+	}
+	before := len(p.Finals)
+	proc := testenv.StartProc(t, "process.log", append(p.ProcessArgs("proc-live"), "--idle-heartbeat", "1s")...)
+	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
+	p.Settle(t, proc, snk)
+	if added := len(p.Parts[0]) - len(msgs); added < 1 {
+		t.Fatalf("live mode wrote no heartbeat into the quiet partition\n%s", proc.Tail(3000))
+	}
+	p.AllFinal = true
+	p.WaitDone(t, time.Minute, proc, snk)
+	p.VerifyFinals(t)
+	p.VerifyRawAndLate(t)
+	t.Logf("live mode finished the one-partition input: %d final rows, %d before its heartbeats", len(p.Finals), before)
+}

@@ -315,3 +315,35 @@ func (p *Pipeline) Twin(t *testing.T, suffix string, rule model.Rule) *Pipeline 
 	q.Remodel()
 	return q
 }
+
+// Settle waits until the pipeline stops changing: no record is added to
+// the input (live mode writes heartbeats into it) and PostgreSQL's counts
+// stay the same for 6 seconds. It then re-reads the input log into p and
+// recomputes the model over it, heartbeats written by live mode included.
+func (p *Pipeline) Settle(t *testing.T, procs ...*Proc) {
+	t.Helper()
+	var last string
+	stableSince := time.Now()
+	deadline := time.Now().Add(4 * time.Minute)
+	for time.Since(stableSince) < 6*time.Second {
+		if time.Now().After(deadline) {
+			var logs strings.Builder
+			for _, pr := range procs {
+				fmt.Fprintf(&logs, "--- %s\n%s\n", pr.Cmd.Args[1], pr.Tail(3000))
+			}
+			t.Fatalf("pipeline did not settle\n%s", logs.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+		applied, finals := p.Counts(t)
+		records := 0
+		for _, vs := range p.Env.ReadTopic(t, p.Topic) {
+			records += len(vs)
+		}
+		state := fmt.Sprint(applied, finals, records)
+		if state != last {
+			last, stableSince = state, time.Now()
+		}
+	}
+	p.Parts = p.Env.ReadTopic(t, p.Topic)
+	p.Remodel()
+}
