@@ -317,13 +317,7 @@ func TestBackfillWithEmptyAndLatePartitions(t *testing.T) {
 		t.Fatalf("workload: partition 3 holds %d records, partition 0's first ride is at %v, partition 1's at %v", len(p.Parts[3]), pickup(0), pickup(1))
 	}
 	t.Logf("partition 3 holds only the closing heartbeat; partition 0's first ride %v, %v after partition 1's", pickup(0), pickup(0).Sub(pickup(1)))
-	proc := testenv.StartProc(t, "process.log", p.ProcessArgs("proc-backfill")...)
-	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
-	p.Started = time.Now()
-	p.WaitDone(t, 5*time.Minute, proc, snk)
-	time.Sleep(time.Second)
-	p.VerifyFinals(t)
-	p.VerifyRawAndLate(t)
+	p.RunAndVerify(t, "proc-backfill")
 	noRejectedHeartbeat(t, p)
 }
 
@@ -530,13 +524,7 @@ func TestDailyNewYorkAcrossDST(t *testing.T) {
 			}
 		}}
 	p, _ := testenv.NewPipelineFor(t, testenv.Get(t), rule, in, 0)
-	proc := testenv.StartProc(t, "process.log", p.ProcessArgs("proc-dst")...)
-	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
-	p.Started = time.Now()
-	p.WaitDone(t, 5*time.Minute, proc, snk)
-	time.Sleep(time.Second)
-	p.VerifyFinals(t)
-	p.VerifyRawAndLate(t)
+	p.RunAndVerify(t, "proc-dst")
 
 	ctx := context.Background()
 	for _, c := range []struct{ day, start, end string }{

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -60,16 +59,6 @@ func topics(t *testing.T, env *testenv.Env, prefix string) []string {
 	return out
 }
 
-func readyz(addr string) (int, string) {
-	resp, err := http.Get("http://" + addr + "/readyz")
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
-}
-
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !cond(); time.Sleep(100 * time.Millisecond) {
@@ -100,7 +89,7 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 		return strings.Contains(snk.Tail(1<<16), "waiting for the pipeline's record")
 	})
 	time.Sleep(2 * time.Second)
-	if code, body := readyz(sinkAddr); code != http.StatusServiceUnavailable || !strings.Contains(body, "pipeline") {
+	if code, body := testenv.Readyz(sinkAddr); code != http.StatusServiceUnavailable || !strings.Contains(body, "pipeline") {
 		t.Fatalf("sink before the record: /readyz %d %q, want 503 naming the pipeline", code, body)
 	}
 	if applied, _ := p.Counts(t); applied != 0 {
@@ -112,7 +101,7 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 	p.WaitDone(t, 3*time.Minute, proc, snk)
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
-	if code, body := readyz(sinkAddr); code != http.StatusOK {
+	if code, body := testenv.Readyz(sinkAddr); code != http.StatusOK {
 		t.Fatalf("sink after the record: /readyz %d %q", code, body)
 	}
 	if err := proc.Stop(30 * time.Second); err != nil {
@@ -222,7 +211,7 @@ func TestDuplicateInstanceID(t *testing.T) {
 	procAddr := testenv.FreeAddr(t)
 	first := testenv.StartProc(t, "process-1.log", append(p.ProcessArgs("proc-same"), "--http-addr", procAddr)...)
 	snk := testenv.StartProc(t, "sink-1.log", p.SinkArgs()...)
-	waitFor(t, time.Minute, "the first process is ready", func() bool { c, _ := readyz(procAddr); return c == http.StatusOK })
+	waitFor(t, time.Minute, "the first process is ready", func() bool { c, _ := testenv.Readyz(procAddr); return c == http.StatusOK })
 	applied, _ := p.Counts(t)
 	waitFor(t, time.Minute, "the sink lands input", func() bool { a, _ := p.Counts(t); return a > applied })
 

@@ -3,7 +3,6 @@ package faults_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -98,16 +97,6 @@ func waitDone(t *testing.T, p *testenv.Pipeline, ps *procs, timeout time.Duratio
 	return p.WaitDone(t, timeout, ps.all...)
 }
 
-func readyz(addr string) (int, string) {
-	resp, err := http.Get("http://" + addr + "/readyz")
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
-}
-
 // TestTwentyKills runs two processor and two sink instances and SIGKILLs one
 // of them at random moments, at least twenty times, while input arrives.
 func TestTwentyKills(t *testing.T) {
@@ -181,7 +170,7 @@ func TestPostgresOutage(t *testing.T) {
 			t.Fatalf("pipeline did not start\n%s", snk.Tail(3000))
 		}
 	}
-	if code, body := readyz(httpAddr); code != http.StatusOK {
+	if code, body := testenv.Readyz(httpAddr); code != http.StatusOK {
 		t.Fatalf("sink not ready before the outage: %d %s", code, body)
 	}
 	before, _ := p.Counts(t)
@@ -192,7 +181,7 @@ func TestPostgresOutage(t *testing.T) {
 	for time.Since(down) < 30*time.Second {
 		time.Sleep(time.Second)
 		ps.sample()
-		if code, body := readyz(httpAddr); code == http.StatusServiceUnavailable && strings.Contains(body, "postgres") {
+		if code, body := testenv.Readyz(httpAddr); code == http.StatusServiceUnavailable && strings.Contains(body, "postgres") {
 			if v, ok := testenv.Metric(httpAddr, "ridestream_sink_retrying"); ok && v == 1 {
 				sawNotReady = true
 			}
@@ -212,7 +201,7 @@ func TestPostgresOutage(t *testing.T) {
 	el := waitDone(t, p, ps, 5*time.Minute)
 	t.Logf("PostgreSQL down %v; after it returned the sink caught up to zero lag in %v (whole run %v)",
 		up.Sub(down).Round(time.Second), time.Since(up).Round(time.Millisecond), el.Round(time.Millisecond))
-	if code, body := readyz(httpAddr); code != http.StatusOK {
+	if code, body := testenv.Readyz(httpAddr); code != http.StatusOK {
 		t.Errorf("sink not ready after recovery: %d %s", code, body)
 	}
 	for _, m := range []struct {
@@ -290,7 +279,7 @@ func TestBrokerRestart(t *testing.T) {
 	for time.Since(down) < 15*time.Second {
 		time.Sleep(500 * time.Millisecond)
 		for role, addr := range map[string]string{"process": procAddr, "sink": sinkAddr} {
-			if code, body := readyz(addr); code == http.StatusServiceUnavailable && strings.Contains(body, "no broker answered") {
+			if code, body := testenv.Readyz(addr); code == http.StatusServiceUnavailable && strings.Contains(body, "no broker answered") {
 				why[role] = body
 			}
 		}
@@ -309,7 +298,7 @@ func TestBrokerRestart(t *testing.T) {
 	t.Logf("broker down %v; zero lag %v after it was back (whole run %v)", up.Sub(down).Round(time.Second),
 		time.Since(up).Round(time.Millisecond), el.Round(time.Millisecond))
 	for role, addr := range map[string]string{"process": procAddr, "sink": sinkAddr} {
-		if code, body := readyz(addr); code != http.StatusOK {
+		if code, body := testenv.Readyz(addr); code != http.StatusOK {
 			t.Errorf("%s not ready after the broker came back: %d %s", role, code, body)
 		}
 	}

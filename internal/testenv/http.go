@@ -39,3 +39,14 @@ func Metric(addr, sample string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// Readyz returns the status code and body of http://addr/readyz.
+func Readyz(addr string) (int, string) {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}

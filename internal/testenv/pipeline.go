@@ -347,3 +347,17 @@ func (p *Pipeline) Settle(t *testing.T, procs ...*Proc) {
 	p.Parts = p.Env.ReadTopic(t, p.Topic)
 	p.Remodel()
 }
+
+// RunAndVerify runs one processor and one sink process over p until every
+// record and every final row of the model is in PostgreSQL, and checks the
+// tables against the model.
+func (p *Pipeline) RunAndVerify(t *testing.T, instance string) {
+	t.Helper()
+	proc := StartProcEnv(t, "process.log", p.Env.ProcEnv, p.ProcessArgs(instance)...)
+	snk := StartProcEnv(t, "sink.log", p.Env.ProcEnv, p.SinkArgs()...)
+	p.Started = time.Now()
+	p.WaitDone(t, 5*time.Minute, proc, snk)
+	time.Sleep(time.Second) // a late duplicate or stray final would show up now
+	p.VerifyFinals(t)
+	p.VerifyRawAndLate(t)
+}
