@@ -121,20 +121,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Ready.Set("postgres", "")
 
+	var client sarama.Client
 	var admin sarama.ClusterAdmin
 	if err := retry(ctx, log, nil, "connect to Kafka", func(context.Context) error {
 		var err error
-		admin, err = cfg.Kafka.NewAdmin("ridestream-sink-admin")
+		if client, err = cfg.Kafka.NewClient("ridestream-sink-admin"); err == nil {
+			if admin, err = sarama.NewClusterAdminFromClient(client); err != nil {
+				client.Close()
+			}
+		}
 		return err
 	}); err != nil {
 		return err
 	}
-	defer admin.Close()
-	client, err := cfg.Kafka.NewClient("ridestream-sink-admin")
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	defer admin.Close() // and its client
 	// Nothing is landed before the pipeline's record says how to classify it.
 	cfg.Ready.Set("pipeline", "waiting for the record of pipeline "+cfg.Pipeline.Prefix)
 	spec, err := kafka.AwaitSpec(ctx, client, admin, cfg.Pipeline, cfg.Set, 2*time.Second, func(why error) {
@@ -156,13 +156,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, stopConsumers := context.WithCancel(ctx)
 	defer stopConsumers()
-	go func() {
+	var background sync.WaitGroup
+	background.Go(func() {
 		if guard.Wait(ctx) != nil {
-			stopConsumers()
+			stopConsumers() // another live sink holds --instance-id: stop
 		}
-	}()
-
-	go cfg.Kafka.Watch(ctx, 5*time.Second, cfg.Ready.Report(ReadyBrokers))
+	})
+	background.Go(func() { cfg.Kafka.Watch(ctx, 5*time.Second, cfg.Ready.Report(ReadyBrokers)) })
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
@@ -198,6 +198,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return consume(ctx, cfg, spec, guard, log, w, pool, names.SinkFinalsGroup, instance, names.Finals)
 	})
 	consumeErr := consumers.Wait()
+	stopConsumers()
+	background.Wait()
 	flushCtx, cancel := context.WithTimeout(writerCtx, shutdownGrace)
 	ferr := w.flush(flushCtx)
 	cancel()
