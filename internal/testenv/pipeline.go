@@ -271,6 +271,20 @@ func (p *Pipeline) VerifyRawAndLate(t *testing.T) {
 		t.Errorf("tables: rides %d late %d rejected %d heartbeats %d read %d; model %d %d %d %d",
 			rides, late, rejected, heartbeats, read, len(p.Want.Rides), len(p.Want.Late), len(p.Want.Rejected), p.Want.Heartbeats)
 	}
+	// The accounting identities, in PostgreSQL alone: the raw rides marked
+	// late are the late rides, and (once every window is final) the raw
+	// rides on time are the final trips.
+	var rawLate, rawOnTime, finalTrips int64
+	if err := p.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rides WHERE is_late), (SELECT count(*) FROM rides WHERE NOT is_late),
+		(SELECT coalesce(sum(num_trips), 0) FROM hourly_revenue)`).Scan(&rawLate, &rawOnTime, &finalTrips); err != nil {
+		t.Fatal(err)
+	}
+	if rawLate != late {
+		t.Errorf("rides marked late: %d, late_rides: %d", rawLate, late)
+	}
+	if p.AllFinal && rawOnTime != finalTrips {
+		t.Errorf("rides on time: %d, trips in hourly_revenue: %d", rawOnTime, finalTrips)
+	}
 	rows, err := p.Pool.Query(ctx, `SELECT src_partition, src_offset, window_start FROM late_rides`)
 	if err != nil {
 		t.Fatal(err)
