@@ -111,18 +111,10 @@ var settings = []setting{
 		func(s *Spec, v string) error { return setDuration(&s.Window.MaxFutureSkew, v) }},
 	{"time-zone", "IANA time zone whose local wall clock aligns the windows (UTC: aligned to the epoch)",
 		func(s Spec) string { return zoneName(s.Window.Location) },
-		func(s *Spec, v string) error {
-			loc, err := location(v)
-			s.Window.Location = loc
-			return err
-		}},
+		func(s *Spec, v string) error { return setLocation(&s.Window.Location, v) }},
 	{"input-time-zone", "IANA time zone of event times written without a zone, such as \"2025-10-01 18:04:11\" (NYC TLC times are America/New_York)",
 		func(s Spec) string { return zoneName(s.Decode.Location) },
-		func(s *Spec, v string) error {
-			loc, err := location(v)
-			s.Decode.Location = loc
-			return err
-		}},
+		func(s *Spec, v string) error { return setLocation(&s.Decode.Location, v) }},
 	{"event-time-field", "field that holds a ride's event time (empty: the first of tpep_pickup_datetime, lpep_pickup_datetime, pickup_datetime)",
 		func(s Spec) string { return s.Decode.EventTimeField },
 		func(s *Spec, v string) error { s.Decode.EventTimeField = v; return nil }},
@@ -148,6 +140,15 @@ func setDuration(d *time.Duration, v string) error {
 		return err
 	}
 	*d = x
+	return nil
+}
+
+func setLocation(loc **time.Location, v string) error {
+	x, err := location(v)
+	if err != nil {
+		return err
+	}
+	*loc = x
 	return nil
 }
 
