@@ -40,7 +40,7 @@ func Run(ctx context.Context, t *Topology, stages []string) error {
 		g.Go(func() error { return t.runStage(ctx, s, graphs[s]) })
 	}
 	g.Go(func() error { return t.guard.Wait(ctx) })
-	g.Go(func() error { t.Kafka.Watch(ctx, 5*time.Second, t.Ready.Report(ReadyBrokers)); return nil })
+	g.Go(func() error { t.Kafka.Watch(ctx, 5*time.Second, t.Ready.Report(kafka.ReadyBrokers)); return nil })
 	g.Go(func() error { t.logProgress(ctx, 10*time.Second); return nil })
 	g.Go(func() error { t.exportLag(ctx, stages, t.LagInterval); return nil })
 	if t.IdleHeartbeat > 0 && slices.Contains(stages, StageClock) {

@@ -21,9 +21,6 @@ const (
 	StageWindows = "windows"
 )
 
-// ReadyBrokers is the /readyz condition that the brokers answer.
-const ReadyBrokers = "brokers"
-
 // AllStages in topology order.
 var AllStages = []string{StageRoute, StageClock, StageWindows}
 

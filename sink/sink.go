@@ -94,9 +94,6 @@ func (c Config) Validate() error {
 	return c.Pipeline.Validate()
 }
 
-// ReadyBrokers is the /readyz condition that the brokers answer.
-const ReadyBrokers = "brokers"
-
 // shutdownGrace bounds the final flush after the context is cancelled.
 const shutdownGrace = 15 * time.Second
 
@@ -121,6 +118,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Ready.Set("postgres", "")
 
+	// The brokers may be down at start; once one answers, a wrong setting
+	// ends the sink, naming the flags, instead of being retried for ever.
+	if err := cfg.Kafka.Await(ctx, 5*time.Second, func(err error) {
+		cfg.Ready.Report(kafka.ReadyBrokers)(err)
+		if err != nil {
+			log.Warn("Kafka not reachable; retrying", "err", err)
+		}
+	}); err != nil {
+		return err
+	}
 	var client sarama.Client
 	var admin sarama.ClusterAdmin
 	if err := retry(ctx, log, nil, "connect to Kafka", func(context.Context) error {
@@ -162,7 +169,7 @@ func Run(ctx context.Context, cfg Config) error {
 			stopConsumers() // another live sink holds --instance-id: stop
 		}
 	})
-	background.Go(func() { cfg.Kafka.Watch(ctx, 5*time.Second, cfg.Ready.Report(ReadyBrokers)) })
+	background.Go(func() { cfg.Kafka.Watch(ctx, 5*time.Second, cfg.Ready.Report(kafka.ReadyBrokers)) })
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()

@@ -55,7 +55,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 	w := generate.Config{Seed: 12, Rides: rides, Partitions: int32(c.partitions), Hours: c.latencyHours, OutOfOrder: 0.05, Late: 0.01,
 		Malformed: 0.005, Lateness: model.DefaultRule().Lateness, Heartbeats: true}
 	topic := fmt.Sprintf("bench_latency_%d", time.Now().Unix())
-	if err := createTopic(c.brokers, topic, w.Partitions); err != nil {
+	if err := createTopic(c.kafka, topic, w.Partitions); err != nil {
 		return latency{}, err
 	}
 	parts := make([][][]byte, w.Partitions)
@@ -88,13 +88,13 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 		}
 	}
 	produceStart := time.Now()
-	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: kafka.Conn{Brokers: []string{c.brokers}}, Topic: topic, Rate: rate, Total: w.Count(), Logger: log}, w.All); err != nil {
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: c.kafka, Topic: topic, Rate: rate, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return latency{}, err
 	}
 	if _, _, err := waitCommitted(ctx, pool, topic, w.Count(), wantFinals, proc, snk); err != nil {
 		return latency{}, err
 	}
-	closedAt, err := windowCloses(c.brokers, topic, model.DefaultRule())
+	closedAt, err := windowCloses(c.kafka, topic, model.DefaultRule())
 	if err != nil {
 		return latency{}, err
 	}
@@ -144,8 +144,8 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 // reference model, the broker timestamp of the record that closed it on the
 // last partition to close it (a window is final when every partition has
 // closed it).
-func windowCloses(brokers, topic string, rule model.Rule) (map[int64]time.Time, error) {
-	client, err := kafka.Conn{Brokers: []string{brokers}}.NewClient("bench-latency-reader")
+func windowCloses(conn kafka.Conn, topic string, rule model.Rule) (map[int64]time.Time, error) {
+	client, err := conn.NewClient("bench-latency-reader")
 	if err != nil {
 		return nil, err
 	}

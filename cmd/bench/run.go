@@ -32,6 +32,8 @@ import (
 )
 
 type config struct {
+	kafka kafka.Conn
+	// brokers is kafka's bootstrap list as the child processes take it.
 	brokers, brokerPidFile, binary, out, python string
 	kstreams                                    string
 	kstreamsThreads, runs                       int
@@ -43,7 +45,7 @@ type config struct {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var c config
-	fs.StringVar(&c.brokers, "brokers", "", "Kafka bootstrap address (required; make bench starts Kafka 4)")
+	kafkaConn := kafka.Flags(fs) // make bench starts Kafka 4 and gives its address
 	fs.StringVar(&c.brokerPidFile, "broker-pid-file", "", "pid file of the broker, to measure its CPU")
 	fs.StringVar(&c.binary, "binary", "bin/ridestream", "the ridestream binary to run")
 	fs.StringVar(&c.out, "out", "BENCHMARKS.md", "markdown file for the results")
@@ -60,9 +62,16 @@ func run(ctx context.Context, args []string) error {
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	if c.brokers == "" {
-		return errors.New("--brokers: required")
+	var err error
+	if c.kafka, err = kafkaConn(args); err != nil {
+		return err
 	}
+	if c.kafka.TLS != nil || c.kafka.SASL.Mechanism != "" {
+		// The peers it runs (the Python consumer, Kafka Streams) and the
+		// processes it starts are given the brokers alone.
+		return errors.New("--kafka-tls, --kafka-sasl-mechanism: the bench measures a plaintext broker (make bench starts one)")
+	}
+	c.brokers = strings.Join(c.kafka.Brokers, ",")
 	if c.runs < 1 {
 		return fmt.Errorf("--runs %d: must be at least 1", c.runs)
 	}
@@ -92,7 +101,7 @@ func run(ctx context.Context, args []string) error {
 	w := generate.Config{Seed: 11, Rides: c.rides, Partitions: int32(c.partitions), Hours: 24, OutOfOrder: 0.05, Late: 0.01,
 		Malformed: 0.005, Lateness: spec.Lateness, Heartbeats: true}
 	topic := fmt.Sprintf("bench_rides_%d", time.Now().Unix())
-	if err := createTopic(c.brokers, topic, int32(c.partitions)); err != nil {
+	if err := createTopic(c.kafka, topic, int32(c.partitions)); err != nil {
 		return err
 	}
 	parts := make([][][]byte, w.Partitions)
@@ -108,7 +117,7 @@ func run(ctx context.Context, args []string) error {
 	parts = nil
 	runtime.GC() // the model's garbage: collect it now, not while measuring
 	say("producing %d messages to %s", w.Count(), topic)
-	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: kafka.Conn{Brokers: []string{c.brokers}}, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: c.kafka, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return err
 	}
 
@@ -301,7 +310,7 @@ func runProcessors(ctx context.Context, c config, topic string, i, wantFinals in
 	}
 	defer stopAll(proc)
 	for {
-		n, err := topicRecords(c.brokers, prefix+"-finals")
+		n, err := topicRecords(c.kafka, prefix+"-finals")
 		if err == nil && n >= int64(wantFinals) {
 			break
 		}
@@ -419,8 +428,8 @@ func cpuOfPidFile(path string) (float64, error) {
 	return cpuOf(pid, false), nil
 }
 
-func createTopic(brokers, topic string, partitions int32) error {
-	admin, err := kafka.Conn{Brokers: []string{brokers}}.NewAdmin("bench")
+func createTopic(conn kafka.Conn, topic string, partitions int32) error {
+	admin, err := conn.NewAdmin("bench")
 	if err != nil {
 		return err
 	}
@@ -429,8 +438,8 @@ func createTopic(brokers, topic string, partitions int32) error {
 	return err
 }
 
-func topicRecords(brokers, topic string) (int64, error) {
-	client, err := kafka.Conn{Brokers: []string{brokers}}.NewClient("bench")
+func topicRecords(conn kafka.Conn, topic string) (int64, error) {
+	client, err := conn.NewClient("bench")
 	if err != nil {
 		return 0, err
 	}

@@ -17,7 +17,8 @@ var kafkaFlags = kafka.Flags
 // an error too unless retried is set, when the caller retries on its own.
 func checkKafka(ctx context.Context, log *slog.Logger, conn kafka.Conn, retried bool) error {
 	if conn.TLS != nil && conn.TLS.InsecureSkipVerify {
-		log.Warn("--kafka-tls-insecure-skip-verify is on: the brokers' certificates are NOT verified; anyone on the path can read and change the data")
+		// Logged as an error, so no --log-level hides it.
+		log.Error("--kafka-tls-insecure-skip-verify is on: the brokers' certificates are NOT verified; anyone on the path can read and change the data")
 	}
 	err := conn.Check(ctx)
 	var wrong *kafka.ConnError

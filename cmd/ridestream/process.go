@@ -69,7 +69,7 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log.Info("pipeline", "prefix", cfg.Prefix, "spec", cfg.Spec.Summary())
-	cfg.Ready = ops.NewReadiness(append(st, processors.ReadyBrokers)...)
+	cfg.Ready = ops.NewReadiness(append(st, kafka.ReadyBrokers)...)
 	t, err := processors.Setup(cfg)
 	if err != nil {
 		return err
@@ -113,9 +113,10 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := checkKafka(ctx, log, conn, false); err != nil {
 		return err
 	}
-	ready := ops.NewReadiness("pipeline", "view")
+	ready := ops.NewReadiness("pipeline", "view", kafka.ReadyBrokers)
 	var api lateHandler // the views' handler, once the pipeline's record is read
 	return runWithOps(ctx, *httpAddr, ready, log, func(ctx context.Context) error {
+		go conn.Watch(ctx, 5*time.Second, ready.Report(kafka.ReadyBrokers))
 		var spec pipeline.Spec
 		err := conn.WithCluster(given.Prefix+"-views", func(client sarama.Client, admin sarama.ClusterAdmin) error {
 			ready.Set("pipeline", "waiting for the record of pipeline "+given.Prefix)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -82,5 +83,45 @@ func TestKafkaFlagsEverywhere(t *testing.T) {
 				t.Errorf("%s --help lacks --%s", sub, f)
 			}
 		}
+	}
+}
+
+// A password with no mechanism to use it, and an empty password file, are
+// configuration errors too, naming the flags.
+func TestPasswordSettingsNamed(t *testing.T) {
+	dir := t.TempDir()
+	pw, empty := dir+"/pw", dir+"/empty"
+	if err := os.WriteFile(pw, []byte("hunter2-kafka\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		env   string
+		args  []string
+		flags []string
+	}{
+		{"", []string{"process", "--brokers", "b:9092", "--kafka-sasl-password-file", pw}, []string{"--kafka-sasl-password-file", "--kafka-sasl-mechanism"}},
+		{"hunter2-kafka", []string{"sink", "--brokers", "b:9092"}, []string{"$RIDESTREAM_KAFKA_SASL_PASSWORD", "--kafka-sasl-mechanism"}},
+		{"", []string{"generate", "--brokers", "b:9092", "--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "u", "--kafka-sasl-password-file", empty}, []string{"--kafka-sasl-password-file", "empty"}},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			t.Setenv("RIDESTREAM_KAFKA_SASL_PASSWORD", c.env)
+			var out, errb bytes.Buffer
+			err := run(context.Background(), c.args, &out, &errb)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, f := range c.flags {
+				if !strings.Contains(err.Error(), f) {
+					t.Errorf("%v does not name %s", err, f)
+				}
+			}
+			if strings.Contains(err.Error()+errb.String(), "hunter2") {
+				t.Fatalf("the password leaked: %v", err)
+			}
+		})
 	}
 }

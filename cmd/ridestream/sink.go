@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ridestream/ridestream/internal/envflag"
+	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/schema"
 	"github.com/ridestream/ridestream/sink"
@@ -72,7 +73,7 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := sink.Config{
 		Kafka: conn, Pipeline: given, Set: set, InstanceID: *instance,
 		DatabaseURL: url, BatchRows: *batch, FlushInterval: *flush, SessionTimeout: *session,
-		Logger: log, Ready: ops.NewReadiness("pipeline", "postgres", "kafka", sink.ReadyBrokers),
+		Logger: log, Ready: ops.NewReadiness("pipeline", "postgres", "kafka", kafka.ReadyBrokers),
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -40,8 +40,8 @@ func TestBadEnvNamesFlag(t *testing.T) {
 }
 
 func TestOnCommandLine(t *testing.T) {
-	args := []string{"--topic", "rides", "-database-url=postgres://u:p@h/db", "--", "--brokers"}
-	if !OnCommandLine(args, "database-url") || !OnCommandLine(args, "topic") || OnCommandLine(args, "brokers") {
+	args := []string{"--topic", "rides", "--prefix", "kafka-sasl-password", "-database-url=postgres://u:p@h/db", "--", "--brokers"}
+	if !OnCommandLine(args, "database-url") || !OnCommandLine(args, "topic") || OnCommandLine(args, "brokers") || OnCommandLine(args, "kafka-sasl-password") {
 		t.Fatal("OnCommandLine misread the arguments")
 	}
 }

@@ -83,6 +83,8 @@ func (c Conn) Validate() error {
 		}
 	} else if c.SASL.Username != "" {
 		return errors.New("--kafka-sasl-username: given without --kafka-sasl-mechanism")
+	} else if c.SASL.Password != "" {
+		return errors.New("--kafka-sasl-password-file or $RIDESTREAM_KAFKA_SASL_PASSWORD: given without --kafka-sasl-mechanism")
 	}
 	return nil
 }
@@ -235,41 +237,83 @@ func (e *ConnError) Error() string {
 
 func (e *ConnError) Unwrap() error { return e.Err }
 
-// CheckTimeout bounds Check.
-const CheckTimeout = 20 * time.Second
+// CheckTimeout bounds Check, whatever the brokers do (one that accepts
+// connections and never answers included).
+const CheckTimeout = 15 * time.Second
 
-// Check connects to each bootstrap broker in turn with c's TLS and SASL
-// and asks it for metadata. It returns nil as soon as one answers; a
-// *ConnError as soon as one fails for a reason that is a wrong setting (bad
-// credentials, an unknown CA, a missing client certificate, plaintext
-// against TLS or the reverse, a mechanism the broker lacks); otherwise the
-// last error (a broker that is down: worth retrying).
+// ReadyBrokers is the /readyz condition, in every command that serves one,
+// that a broker answers with the connection's settings (Watch).
+const ReadyBrokers = "brokers"
+
+// Check connects to every bootstrap broker at once with c's TLS and SASL
+// and asks it for metadata. It returns nil as soon as one answers. When none
+// does, it returns a *ConnError if one of them failed for a reason that is a
+// wrong setting (bad credentials, an unknown CA or an invalid certificate,
+// a missing client certificate, plaintext against TLS or the reverse, a
+// mechanism the broker lacks), else an error naming --brokers (the brokers
+// are down: worth retrying). A broker that only closed the connection counts
+// as a wrong setting once it has done so on three connections in a row: one
+// that is shutting down does that once, then refuses connections.
 func (c Conn) Check(ctx context.Context) error {
 	cfg := c.Config("ridestream-check")
-	cfg.Net.DialTimeout, cfg.Net.ReadTimeout, cfg.Net.WriteTimeout = 8*time.Second, 8*time.Second, 8*time.Second
+	cfg.Net.DialTimeout, cfg.Net.ReadTimeout, cfg.Net.WriteTimeout = 5*time.Second, 5*time.Second, 5*time.Second
 	ctx, cancel := context.WithTimeout(ctx, CheckTimeout)
 	defer cancel()
-	var last error
+	results := make(chan error, len(c.Brokers))
 	for _, addr := range c.Brokers {
-		if ctx.Err() != nil {
-			break
-		}
-		err := checkBroker(addr, cfg)
-		if err == nil {
-			return nil
-		}
-		if ce := c.classify(addr, err); ce != nil {
-			return ce
-		}
-		last = fmt.Errorf("broker %s: %w", addr, err)
+		go func() { results <- c.checkBroker(ctx, addr, cfg) }()
 	}
-	if last == nil {
-		last = ctx.Err()
+	var wrong *ConnError
+	var last error
+	for range c.Brokers {
+		select {
+		case err := <-results:
+			var ce *ConnError
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &ce):
+				if wrong == nil {
+					wrong = ce
+				}
+			default:
+				last = err
+			}
+			continue
+		case <-ctx.Done():
+			last = fmt.Errorf("no answer within %s: %w", CheckTimeout, ctx.Err())
+		}
+		break
+	}
+	if wrong != nil {
+		return wrong
 	}
 	return fmt.Errorf("--brokers %s: no broker answered: %w", strings.Join(c.Brokers, ","), last)
 }
 
-func checkBroker(addr string, cfg *sarama.Config) error {
+// checkBroker checks one broker: nil, a *ConnError, or why it is down.
+func (c Conn) checkBroker(ctx context.Context, addr string, cfg *sarama.Config) error {
+	for attempt := 1; ; attempt++ {
+		err := dialBroker(addr, cfg)
+		if err == nil {
+			return nil
+		}
+		ce := c.classify(addr, err)
+		if ce == nil {
+			return fmt.Errorf("broker %s: %w", addr, err)
+		}
+		if !closed(err) || attempt == 3 {
+			return ce
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker %s: %w", addr, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func dialBroker(addr string, cfg *sarama.Config) error {
 	if cfg.Net.TLS.Enable {
 		// The TLS handshake alone first: a listener that does not speak TLS
 		// closes the connection, which sarama reports as a bare EOF.
@@ -311,6 +355,7 @@ func (c Conn) classify(addr string, err error) *ConnError {
 	}
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
 	var recordHeader tls.RecordHeaderError
 	var handshake *tlsHandshakeError
 	msg := err.Error()
@@ -323,6 +368,8 @@ func (c Conn) classify(addr string, err error) *ConnError {
 		return e("the listener does not expect SASL", "--kafka-sasl-mechanism")
 	case errors.As(err, &unknownCA) || strings.Contains(msg, "certificate signed by unknown authority"):
 		return e("the broker's certificate is not signed by a trusted CA", "--kafka-tls-ca-file")
+	case errors.As(err, &invalid):
+		return e("the broker's certificate is not valid (expired, not yet valid, or not for a server): the broker must present a valid one, signed by a CA in", "--kafka-tls-ca-file")
 	case errors.As(err, &hostname):
 		return e("the broker's certificate is not valid for this address", "--kafka-tls-server-name", "--brokers")
 	case errors.As(err, &recordHeader) || strings.Contains(msg, "first record does not look like a TLS handshake") ||
@@ -353,6 +400,26 @@ func (c Conn) Watch(ctx context.Context, every time.Duration, report func(error)
 		select {
 		case <-ctx.Done():
 			return
+		case <-time.After(every):
+		}
+	}
+}
+
+// Await checks (Check) every interval until a broker answers (nil), a
+// setting turns out wrong (the *ConnError) or ctx ends, and reports each
+// result: a command that starts while the brokers are down waits for them,
+// and still ends, naming the flags, if its settings are wrong.
+func (c Conn) Await(ctx context.Context, every time.Duration, report func(error)) error {
+	for {
+		err := c.Check(ctx)
+		report(err)
+		var wrong *ConnError
+		if err == nil || errors.As(err, &wrong) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(every):
 		}
 	}

@@ -37,6 +37,9 @@ func Flags(fs *flag.FlagSet) func(args []string) (Conn, error) {
 				return conn, errors.New("--kafka-sasl-password-file: " + err.Error())
 			}
 			conn.SASL.Password = Secret(strings.TrimRight(string(b), "\r\n"))
+			if conn.SASL.Password == "" {
+				return conn, errors.New("--kafka-sasl-password-file " + *passwordFile + ": the file is empty")
+			}
 		}
 		var err error
 		if conn.TLS, err = t.Config(); err != nil {

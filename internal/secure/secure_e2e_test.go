@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -240,29 +242,93 @@ func TestConnectionFailures(t *testing.T) {
 			} {
 				start := time.Now()
 				p := testenv.StartProcEnv(t, sub[0]+".log", env, append(append([]string{sub[0]}, c.args...), sub[1:]...)...)
-				done := make(chan error, 1)
-				go func() { done <- p.Wait() }()
-				var err error
-				select {
-				case err = <-done:
-				case <-time.After(30 * time.Second):
-					t.Fatalf("%s still running 30 s after the start:\n%s", sub[0], p.Tail(3000))
-				}
-				out := p.Tail(8000)
-				if err == nil {
-					t.Fatalf("%s exited without error:\n%s", sub[0], out)
-				}
-				for _, f := range c.flags {
-					if !strings.Contains(out, f) {
-						t.Errorf("%s: the error does not name %s:\n%s", sub[0], f, out)
-					}
-				}
-				if c.password != "" && strings.Contains(out, c.password) {
-					t.Errorf("%s printed the password:\n%s", sub[0], out)
-				}
+				out := expectFailure(t, p, sub[0], 30*time.Second, c.flags, c.password)
 				t.Logf("%s failed in %v: %s", sub[0], time.Since(start).Round(time.Millisecond), lastLine(out))
 			}
 		})
+	}
+}
+
+// expectFailure waits up to within for p (the command name) to end with an
+// error naming every flag in flags and not printing password; it returns
+// the command's output.
+func expectFailure(t *testing.T, p *testenv.Proc, name string, within time.Duration, flags []string, password string) string {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(within):
+		t.Fatalf("%s still running %v later:\n%s", name, within, p.Tail(3000))
+	}
+	out := p.Tail(8000)
+	if err == nil {
+		t.Fatalf("%s exited without error:\n%s", name, out)
+	}
+	for _, f := range flags {
+		if !strings.Contains(out, f) {
+			t.Errorf("%s: the error does not name %s:\n%s", name, f, out)
+		}
+	}
+	if password != "" && strings.Contains(out, password) {
+		t.Errorf("%s printed the password:\n%s", name, out)
+	}
+	return out
+}
+
+// A sink started while no broker answers waits for one, not ready; when a
+// broker answers and refuses its password, it ends naming the flags instead
+// of retrying for ever.
+func TestWrongPasswordOnceTheBrokerAnswers(t *testing.T) {
+	base := testenv.Get(t)
+	addr, httpAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	const password = "not-the-password"
+	p := testenv.StartProcEnv(t, "sink.log", []string{"RIDESTREAM_KAFKA_SASL_PASSWORD=" + password}, "sink",
+		"--brokers", addr, "--kafka-tls-ca-file", broker.File("ca.pem"), "--kafka-sasl-mechanism", "SCRAM-SHA-512",
+		"--kafka-sasl-username", testenv.SCRAM512User, "--prefix", testenv.Name(t, "p"), "--database-url", base.AdminURL,
+		"--http-addr", httpAddr)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := testenv.Readyz(httpAddr)
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "no broker answered") {
+			t.Logf("while no broker answers: %d %s", code, body)
+			break
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			t.Fatalf("the sink is not waiting for the brokers (readyz %d %q):\n%s", code, body, p.Tail(3000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The broker comes up at addr: a TCP relay to the SASL_SSL listener.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go relay(ln, broker.Listeners["SASL_SSL"])
+	start := time.Now()
+	out := expectFailure(t, p, "sink", 30*time.Second, []string{"--kafka-sasl-username", "--kafka-sasl-password-file"}, password)
+	t.Logf("sink failed %v after the broker answered: %s", time.Since(start).Round(time.Millisecond), lastLine(out))
+}
+
+// relay forwards every connection accepted on ln to target.
+func relay(ln net.Listener, target string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			go io.Copy(u, c)
+			io.Copy(c, u)
+		}()
 	}
 }
 
