@@ -18,8 +18,9 @@ type ResetPlan struct {
 	Topics []string
 }
 
-// Plan lists the pipeline's consumer groups and topics that exist now, its
-// record topic included. The input topic is never part of it.
+// Plan lists the pipeline's consumer groups (the sink's too: a sink still
+// running would land the old pipeline's rows beside the replay's) and topics
+// that exist now, its record topic included. The input topic is never part of it.
 func Plan(admin sarama.ClusterAdmin, n pipeline.Names) (ResetPlan, error) {
 	var plan ResetPlan
 	topics, err := admin.ListTopics()
@@ -35,7 +36,7 @@ func Plan(admin sarama.ClusterAdmin, n pipeline.Names) (ResetPlan, error) {
 	if err != nil {
 		return plan, fmt.Errorf("list consumer groups: %w", err)
 	}
-	for _, g := range n.ProcessorGroups() {
+	for _, g := range n.Groups() {
 		if _, ok := groups[g]; ok {
 			plan.Groups = append(plan.Groups, g)
 		}
@@ -47,12 +48,12 @@ func Plan(admin sarama.ClusterAdmin, n pipeline.Names) (ResetPlan, error) {
 type ErrGroupActive struct{ Group string }
 
 func (e *ErrGroupActive) Error() string {
-	return fmt.Sprintf("consumer group %s has active members: stop its processors first (or --force)", e.Group)
+	return fmt.Sprintf("consumer group %s has active members: stop the pipeline's processors and sinks first (or --force)", e.Group)
 }
 
 // Reset deletes the plan's groups and topics and waits until the topics are
 // gone so they can be created afresh. A group with members is refused unless
-// force; a static member of a stopped processor stays registered until its
+// force; a static member of a stopped processor or sink stays registered until its
 // session times out, so Reset first waits up to wait for members to go.
 func Reset(conn kafka.Conn, plan ResetPlan, force bool, wait time.Duration) error {
 	admin, err := conn.NewAdmin("ridestream-reset")

@@ -35,6 +35,8 @@ func Run(ctx context.Context, t *Topology, stages []string) error {
 			return fmt.Errorf("--stages: unknown stage %q (want %s)", s, strings.Join(AllStages, ","))
 		}
 	}
+	// Duplicates run the same stages: the first in topology order arbitrates.
+	t.guard.SetArbiter(t.stageGroup(AllStages[slices.IndexFunc(AllStages, func(s string) bool { return slices.Contains(stages, s) })]))
 	g, ctx := errgroup.WithContext(ctx)
 	for _, s := range stages {
 		g.Go(func() error { return t.runStage(ctx, s, graphs[s]) })
@@ -153,7 +155,7 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 			if err != nil {
 				return nil, err
 			}
-			pg := kafka.PrefixCommitGroup{ConsumerGroup: kafka.NewGuardedGroup(cg, t.guard)}
+			pg := kafka.PrefixCommitGroup{ConsumerGroup: kafka.NewGuardedGroup(cg, group, t.guard)}
 			if stage == StageRoute {
 				pg.OnMark = func(topic string, partition int32, next int64) {
 					if topic == t.ClockTable {

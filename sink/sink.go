@@ -161,6 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	guard.SetArbiter(names.SinkGroup)
 	ctx, stopConsumers := context.WithCancel(ctx)
 	defer stopConsumers()
 	var background sync.WaitGroup
@@ -242,7 +243,7 @@ func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.I
 		if err := retry(ctx, log, nil, "join consumer group", func(context.Context) error {
 			inner, err := sarama.NewConsumerGroup(cfg.Kafka.Brokers, group, sc)
 			if err == nil {
-				cg = kafka.NewGuardedGroup(inner, guard)
+				cg = kafka.NewGuardedGroup(inner, group, guard)
 			}
 			return err
 		}); err != nil {

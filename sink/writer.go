@@ -373,7 +373,7 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int) error
 				"window_end", "stream_time", "late_by_ms"},
 			pgx.CopyFromSlice(len(late), func(i int) ([]any, error) {
 				l := &late[i]
-				return []any{l.partition, l.offset, time.UnixMilli(l.r.PickupMs), l.r.PULocationID, l.r.TotalCents,
+				return []any{l.partition, l.offset, optTime(l.r.Has&ride.HasPickup != 0, l.r.PickupMs), l.r.PULocationID, l.r.TotalCents,
 					time.UnixMilli(l.windowStart), time.UnixMilli(l.windowEnd), time.UnixMilli(l.streamTime), l.lateByMs}, nil
 			}))
 		if err != nil {
@@ -486,7 +486,7 @@ var rideColumns = []string{"src_partition", "src_offset", "pickup_at", "dropoff_
 func rideValues(row *rideRow, vals []any) []any {
 	r := &row.r
 	vals[0], vals[1] = row.partition, row.offset
-	vals[2] = time.UnixMilli(r.PickupMs)
+	vals[2] = optTime(r.Has&ride.HasPickup != 0, r.PickupMs)
 	vals[3] = optTime(r.Has&ride.HasDropoff != 0, r.DropoffMs)
 	vals[4] = r.PULocationID
 	vals[5] = opt32(r.Has&ride.HasDOLocation != 0, r.DOLocationID)

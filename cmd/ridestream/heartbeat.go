@@ -21,10 +21,10 @@ import (
 func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("heartbeat", stderr)
 	kafkaConn := kafkaFlags(fs)
-	topic := fs.String("topic", pipeline.DefaultTopic, "rides input topic (with --end-of-input: the pipeline's, from its record)")
+	topic := fs.String("topic", pipeline.DefaultTopic, "rides input topic (once the pipeline has a record: the one it records)")
 	parts := fs.String("partitions", "all", "partitions to write a heartbeat into: all, or a comma-separated list")
 	at := fs.String("time", "now", "event time of the heartbeat: now, epoch milliseconds, or RFC 3339")
-	prefix := fs.String("prefix", pipeline.DefaultPrefix, "the pipeline whose record --end-of-input reads")
+	prefix := fs.String("prefix", pipeline.DefaultPrefix, "the pipeline whose record names the input topic (and, with --end-of-input, the window rule)")
 	end := fs.Bool("end-of-input", false, "finish a bounded input: write into every partition a heartbeat past the highest stream time "+
 		"of all partitions by the window and the lateness, so every window with rides becomes final (reads the whole input once)")
 	if err := envflag.Parse(fs, args); err != nil {
@@ -56,21 +56,28 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := checkKafka(ctx, slog.Default(), conn, false); err != nil {
 		return err
 	}
-	note := ""
-	if *end {
-		var spec pipeline.Spec
-		err := conn.WithCluster("ridestream-heartbeat", func(client sarama.Client, _ sarama.ClusterAdmin) error {
-			var err error
-			spec, err = kafka.ReadSpec(client, *prefix)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("--end-of-input needs the pipeline's record (--prefix %s): %w", *prefix, err)
-		}
+	// The pipeline's record names its input; without one (the processors
+	// have not started yet) --topic does.
+	var spec pipeline.Spec
+	err = conn.WithCluster("ridestream-heartbeat", func(client sarama.Client, _ sarama.ClusterAdmin) error {
+		var err error
+		spec, err = kafka.ReadSpec(client, *prefix)
+		return err
+	})
+	var none *kafka.NoRecordError
+	switch {
+	case err == nil:
 		if envflag.OnCommandLine(args, "topic") && *topic != spec.Input {
 			return fmt.Errorf("--topic %s: pipeline %q reads %s", *topic, *prefix, spec.Input)
 		}
 		*topic = spec.Input
+	case *end:
+		return fmt.Errorf("--end-of-input needs the pipeline's record (--prefix %s): %w", *prefix, err)
+	case !errors.As(err, &none):
+		return err
+	}
+	note := ""
+	if *end {
 		var highest int64
 		if ms, highest, err = processors.EndOfInput(conn, spec); err != nil {
 			return err

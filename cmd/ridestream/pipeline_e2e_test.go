@@ -211,6 +211,11 @@ func TestDuplicateInstanceID(t *testing.T) {
 	procAddr := testenv.FreeAddr(t)
 	first := testenv.StartProc(t, "process-1.log", append(p.ProcessArgs("proc-same"), "--http-addr", procAddr)...)
 	snk := testenv.StartProc(t, "sink-1.log", p.SinkArgs()...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the first process:\n%s\nthe first sink:\n%s", first.Tail(6000), snk.Tail(3000))
+		}
+	})
 	waitFor(t, time.Minute, "the first process is ready", func() bool { c, _ := testenv.Readyz(procAddr); return c == http.StatusOK })
 	applied, _ := p.Counts(t)
 	waitFor(t, time.Minute, "the sink lands input", func() bool { a, _ := p.Counts(t); return a > applied })
@@ -242,6 +247,47 @@ func TestDuplicateInstanceID(t *testing.T) {
 	if err != nil || !strings.Contains(out, "topic: "+p.Prefix+"-pipeline") {
 		t.Fatalf("reset --dry-run does not list the record: %v\n%s", err, out)
 	}
+}
+
+// TestSimultaneousDuplicateInstanceID: two processes, and two sinks,
+// started at the same moment with one --instance-id (a service scaled to two
+// replicas sharing one environment): neither finds the other registered, yet
+// of each pair exactly one stops, naming the flag, and the other finishes
+// the pipeline.
+func TestSimultaneousDuplicateInstanceID(t *testing.T) {
+	w := generate.Config{Seed: 89, Rides: 20_000, Partitions: 4, Hours: 6, OutOfOrder: 0.05, Late: 0.01, Lateness: 5 * time.Minute, Heartbeats: true}
+	p, produced := testenv.NewPipeline(t, w, 1500)
+	pairs := [][]*testenv.Proc{
+		{testenv.StartProc(t, "process-a.log", p.ProcessArgs("proc-twin")...), testenv.StartProc(t, "process-b.log", p.ProcessArgs("proc-twin")...)},
+		{testenv.StartProc(t, "sink-a.log", p.SinkArgs()...), testenv.StartProc(t, "sink-b.log", p.SinkArgs()...)},
+	}
+	start := time.Now()
+	for _, pair := range pairs {
+		waitFor(t, 2*time.Minute, "one of two "+pair[0].Cmd.Args[1]+"es with one --instance-id stops", func() bool { return pair[0].Exited() || pair[1].Exited() })
+	}
+	time.Sleep(15 * time.Second) // the other one must keep running
+	var survivors []*testenv.Proc
+	for _, pair := range pairs {
+		name := pair[0].Cmd.Args[1]
+		if pair[0].Exited() == pair[1].Exited() {
+			t.Fatalf("%s: want exactly one of the two stopped, got %v and %v\n%s\n%s", name, pair[0].Exited(), pair[1].Exited(), pair[0].Tail(3000), pair[1].Tail(3000))
+		}
+		gone, kept := pair[0], pair[1]
+		if kept.Exited() {
+			gone, kept = kept, gone
+		}
+		if out := gone.Tail(8000); !strings.Contains(out, "--instance-id") || !strings.Contains(out, "another live instance holds") {
+			t.Fatalf("the %s that stopped does not name --instance-id:\n%s", name, out)
+		}
+		t.Logf("one %s stopped: %s", name, lastLine(gone.Tail(8000)))
+		survivors = append(survivors, kept)
+	}
+	<-produced
+	p.WaitDone(t, 3*time.Minute, survivors...)
+	time.Sleep(time.Second)
+	p.VerifyFinals(t)
+	p.VerifyRawAndLate(t)
+	t.Logf("the survivors finished the pipeline %v after the four started", time.Since(start).Round(time.Second))
 }
 
 func lastLine(s string) string {

@@ -20,7 +20,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	prefix := fs.String("prefix", pipeline.DefaultPrefix, "the pipeline whose record, groups and topics to delete (never its input topic)")
 	dry := fs.Bool("dry-run", false, "only list what would be deleted")
 	force := fs.Bool("force", false, "delete consumer groups even while they have active members")
-	wait := fs.Duration("wait", 30*time.Second, "how long to wait for members of stopped processors to leave before refusing")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for members of stopped processors and sinks to leave before refusing")
 	pg := fs.String("postgres", "none", "PostgreSQL outputs to clear too: none, finals (hourly_revenue), or all (every table)")
 	dbURL := databaseFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {

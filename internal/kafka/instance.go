@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -16,19 +18,30 @@ import (
 // alone, the two fence each other back and forth for ever, since each
 // rejoins after being fenced.
 //
-// The guard tells the newcomer from the incumbent: a process that found a
-// member with its id registered in one of its groups when it started (a
-// live duplicate, or its own previous run that was killed and has not timed
-// out yet) and is then fenced within NewcomerWindow is the newcomer: another
-// live process holds the id, and this one must stop. A process killed and
-// restarted is never fenced (the dead member fences no one), so it keeps
-// its partitions as static membership intends; the incumbent of a duplicate
-// found no such member when it started, so when it is fenced it rejoins,
-// which fences the newcomer, which stops.
+// The guard tells the newcomer from the incumbent, and settles a tie:
+//   - A process that found a member with its id registered in one of its
+//     groups when it started (a live duplicate, or its own previous run that
+//     was killed and has not timed out yet) and is then fenced within
+//     NewcomerWindow is the newcomer: another live process holds the id, and
+//     this one stops. A process killed and restarted is never fenced (the
+//     dead member fences no one), so it keeps its partitions as static
+//     membership intends; the incumbent of a duplicate found no such member
+//     when it started, so when it is fenced it rejoins, which fences the
+//     newcomer, which stops.
+//   - Two processes started at the same moment both find no member. Each
+//     fencing of one is answered by its rejoin, which fences the other; the
+//     one fenced a second time within NewcomerWindow stops, and the other
+//     keeps the id. Only the fencings in one group (the arbiter: the first
+//     group the process consumes in, which duplicates share) count, so the
+//     two cannot each lose in a different group and both stop.
 type InstanceGuard struct {
 	id      string
 	started time.Time
 	claimed bool // a member with this id was registered when the process started
+
+	mu      sync.Mutex
+	arbiter string      // the group whose fencings count ("": any)
+	fenced  []time.Time // fencings in the arbiter within NewcomerWindow
 
 	once sync.Once
 	done chan struct{}
@@ -36,7 +49,8 @@ type InstanceGuard struct {
 }
 
 // NewcomerWindow is how long after its start a process that found its id
-// registered stops when fenced.
+// registered stops when fenced, and the window within which a second
+// fencing stops a process that found none.
 const NewcomerWindow = 2 * time.Minute
 
 // NewInstanceGuard looks, in each of groups, for a member registered with
@@ -65,16 +79,43 @@ func NewInstanceGuard(admin sarama.ClusterAdmin, id string, instances map[string
 	return g, nil
 }
 
-// Observe looks at an error of a consumer group of this process; a fencing
-// of a newcomer makes the guard fire.
-func (g *InstanceGuard) Observe(err error) {
-	if g == nil || !errors.Is(err, sarama.ErrFencedInstancedId) || !g.claimed || time.Since(g.started) > NewcomerWindow {
+// SetArbiter names the group whose fencings count: the first the process
+// consumes in, the same for every duplicate of it.
+func (g *InstanceGuard) SetArbiter(group string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.arbiter = group
+}
+
+// Observe hears of an error of the consumer group named group of this
+// process; a fencing (each reported once) may make the guard fire (see
+// InstanceGuard).
+func (g *InstanceGuard) Observe(group string, err error) {
+	if g == nil || !errors.Is(err, sarama.ErrFencedInstancedId) {
+		return
+	}
+	now := time.Now()
+	g.mu.Lock()
+	if g.arbiter != "" && group != g.arbiter {
+		g.mu.Unlock()
+		return
+	}
+	g.fenced = append(slices.DeleteFunc(g.fenced, func(t time.Time) bool { return now.Sub(t) > NewcomerWindow }), now)
+	twice := len(g.fenced) >= 2
+	g.mu.Unlock()
+	var why string
+	switch {
+	case g.claimed && now.Sub(g.started) <= NewcomerWindow:
+		why = fmt.Sprintf("its group membership was already registered when this process started, and the group coordinator fenced this process %v later",
+			now.Sub(g.started).Round(time.Second))
+	case twice:
+		why = fmt.Sprintf("the group coordinator fenced this process twice within %v: two processes with this id keep taking it from each other, and this one gives way",
+			NewcomerWindow)
+	default:
 		return
 	}
 	g.once.Do(func() {
-		g.err = fmt.Errorf("--instance-id %s: another live instance holds this id (its group membership was already registered when this process "+
-			"started, and the group coordinator fenced this process %v later); give every instance its own --instance-id",
-			g.id, time.Since(g.started).Round(time.Second))
+		g.err = fmt.Errorf("--instance-id %s: another live instance holds this id (%s); give every instance its own --instance-id", g.id, why)
 		close(g.done)
 	})
 }
@@ -111,21 +152,31 @@ func (g *InstanceGuard) Wait(ctx context.Context) error {
 }
 
 // GuardedGroup passes a consumer group's errors (Consume's and the Errors
-// channel's) to an InstanceGuard.
+// channel's) to an InstanceGuard. A fenced member can never join again, so
+// its fencing is one event however many times it is reported: the guard
+// hears of it once.
 type GuardedGroup struct {
 	sarama.ConsumerGroup
-	guard *InstanceGuard
-	errs  chan error
+	group  string
+	guard  *InstanceGuard
+	errs   chan error
+	fenced atomic.Bool
 }
 
-// NewGuardedGroup wraps cg; its config must return errors
-// (Consumer.Return.Errors).
-func NewGuardedGroup(cg sarama.ConsumerGroup, guard *InstanceGuard) *GuardedGroup {
-	g := &GuardedGroup{ConsumerGroup: cg, guard: guard, errs: make(chan error, 64)}
+func (g *GuardedGroup) observe(err error) {
+	if errors.Is(err, sarama.ErrFencedInstancedId) && g.fenced.CompareAndSwap(false, true) {
+		g.guard.Observe(g.group, err)
+	}
+}
+
+// NewGuardedGroup wraps cg, the consumer group named group; its config must
+// return errors (Consumer.Return.Errors).
+func NewGuardedGroup(cg sarama.ConsumerGroup, group string, guard *InstanceGuard) *GuardedGroup {
+	g := &GuardedGroup{ConsumerGroup: cg, group: group, guard: guard, errs: make(chan error, 64)}
 	go func() {
 		defer close(g.errs)
 		for err := range cg.Errors() {
-			guard.Observe(err)
+			g.observe(err)
 			select {
 			case g.errs <- err:
 			default: // nobody listening now: as sarama itself does
@@ -138,7 +189,7 @@ func NewGuardedGroup(cg sarama.ConsumerGroup, guard *InstanceGuard) *GuardedGrou
 // Consume implements sarama.ConsumerGroup.
 func (g *GuardedGroup) Consume(ctx context.Context, topics []string, handler sarama.ConsumerGroupHandler) error {
 	err := g.ConsumerGroup.Consume(ctx, topics, handler)
-	g.guard.Observe(err)
+	g.observe(err)
 	return err
 }
 

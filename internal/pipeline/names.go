@@ -48,7 +48,8 @@ func (n Names) Topics() []string {
 	return []string{n.Clock, n.ClockTable, n.Windows, n.WindowsTable, n.Finals, n.Late, n.Rejected}
 }
 
-// ProcessorGroups are the consumer groups of the processor stages.
-func (n Names) ProcessorGroups() []string {
-	return []string{n.RouteGroup, n.ClockGroup, n.WindowsGroup}
+// Groups are the pipeline's consumer groups: the processor stages' and the
+// sink's.
+func (n Names) Groups() []string {
+	return []string{n.RouteGroup, n.ClockGroup, n.WindowsGroup, n.SinkGroup, n.SinkFinalsGroup}
 }

@@ -152,10 +152,15 @@ func setLocation(loc **time.Location, v string) error {
 	return nil
 }
 
-// location loads an IANA time zone; UTC (or empty) is nil.
+// location loads an IANA time zone; UTC (or empty) is nil. "Local" is
+// refused: it is each machine's own zone, and every process of a pipeline
+// must read the same one.
 func location(name string) (*time.Location, error) {
-	if name == "" || name == "UTC" {
+	switch name {
+	case "", "UTC":
 		return nil, nil
+	case "Local":
+		return nil, errors.New("Local is each machine's own zone; name an IANA zone such as America/New_York")
 	}
 	return time.LoadLocation(name)
 }
@@ -178,6 +183,9 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("--shards %d: must be within 1..4096 (0: from the window)", s.Shards)
 	case s.WindowPartitions < 0:
 		return fmt.Errorf("--window-partitions %d: must not be negative", s.WindowPartitions)
+	}
+	if err := s.Decode.Validate(); err != nil {
+		return err
 	}
 	return s.Window.Validate()
 }
@@ -231,14 +239,33 @@ type Difference struct {
 }
 
 // Drift lists the flags in set whose given value differs from the recorded
-// one.
+// one. A value that means "automatic" is compared as what it resolves to
+// in the pipeline given: --shards 0 from the window (the given one, or the
+// recorded one when --window is not set), --window-partitions 0 as the
+// input's partition count.
 func Drift(recorded, given Spec, set []string) []Difference {
+	effective := recorded
+	for _, st := range settings {
+		if slices.Contains(set, st.flag) {
+			if err := st.set(&effective, st.get(given)); err != nil {
+				panic("pipeline: a setting does not read back its own value: " + err.Error())
+			}
+		}
+	}
+	resolve := func(s Spec) Spec {
+		s = s.Resolved()
+		if s.WindowPartitions == 0 {
+			s.WindowPartitions = recorded.InputPartitions
+		}
+		return s
+	}
+	recorded, effective = resolve(recorded), resolve(effective)
 	var out []Difference
 	for _, st := range settings {
 		if !slices.Contains(set, st.flag) {
 			continue
 		}
-		if r, g := st.get(recorded), st.get(given); r != g {
+		if r, g := st.get(recorded), st.get(effective); r != g {
 			out = append(out, Difference{Flag: "--" + st.flag, Recorded: r, Given: g})
 		}
 	}
@@ -267,7 +294,7 @@ func (e *DriftError) Error() string {
 // the flags in set: an error naming every flag that disagrees with the
 // record, and the input partition count when the topic now has another.
 func Adopt(recorded, given Spec, set []string, inputPartitions int32) (Spec, error) {
-	diffs := Drift(recorded, given.Resolved(), set)
+	diffs := Drift(recorded, given, set)
 	if inputPartitions > 0 && inputPartitions != recorded.InputPartitions {
 		diffs = append(diffs, Difference{Flag: "partitions of input topic " + recorded.Input,
 			Recorded: strconv.Itoa(int(recorded.InputPartitions)), Given: strconv.Itoa(int(inputPartitions))})

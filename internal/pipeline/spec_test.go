@@ -80,6 +80,22 @@ func TestFlagsAndDrift(t *testing.T) {
 	if got, err := Adopt(recorded, recorded, SettingFlags(), 4); err != nil || got.Summary() != recorded.Summary() {
 		t.Fatalf("the same values given explicitly: %v", err)
 	}
+	// "Automatic" values given explicitly resolve in the recorded pipeline:
+	// --shards 0 on a 5-minute pipeline (1 shard), --window-partitions equal
+	// to the input's count (recorded as 0).
+	five := DefaultSpec()
+	five.Prefix, five.InputPartitions, five.Window.Size = "p", 4, 5*time.Minute
+	five = five.Resolved()
+	same := DefaultSpec()
+	same.Prefix, same.WindowPartitions = "p", 4
+	if _, err := Adopt(five, same, []string{"shards", "window-partitions"}, 4); err != nil {
+		t.Fatalf("--shards 0 --window-partitions 4 on a 5-minute pipeline of 4 partitions: %v", err)
+	}
+	same.Window.Size = time.Hour
+	if _, err := Adopt(five, same, []string{"shards", "window"}, 4); err == nil ||
+		!strings.Contains(err.Error(), "--window is 1h0m0s here but 5m0s") || !strings.Contains(err.Error(), "--shards is 16 here but 1 in the record") {
+		t.Fatalf("--window 1h --shards 0 on a 5-minute pipeline: %v", err)
+	}
 }
 
 func TestFinalRoundTrip(t *testing.T) {

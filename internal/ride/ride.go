@@ -39,6 +39,9 @@ const (
 	HasFare
 	HasTip
 	HasTolls
+	// HasPickup is set on every ride whose event time is its pickup time
+	// (the default); with --event-time-field the pickup is optional.
+	HasPickup
 )
 
 // Ride is one valid ride. Times are epoch milliseconds (UTC), amounts integer
@@ -133,6 +136,16 @@ type Options struct {
 	Location *time.Location
 }
 
+// Validate reports an EventTimeField that cannot hold an event time: one
+// of the fields the decoder reads as something else.
+func (o Options) Validate() error {
+	f := o.EventTimeField
+	if f == "" || !slices.Contains(wireNames[:], f) || strings.HasSuffix(f, "_datetime") {
+		return nil
+	}
+	return fmt.Errorf("--event-time-field %s: the decoder reads that field as something other than a ride's time; name the field that holds it", f)
+}
+
 // Decode parses one message value with the default Options.
 func Decode(value []byte) (Record, error) { return Options{}.Decode(value) }
 
@@ -172,18 +185,24 @@ func (o Options) Decode(value []byte) (Record, error) {
 	}
 
 	var r Ride
+	var err error
 	pickField, pick := firstPresent(
 		"tpep_pickup_datetime", w.Pickup,
 		"lpep_pickup_datetime", w.LPickup,
 		"pickup_datetime", w.AnyPickup)
-	if pick == nil {
+	switch {
+	case o.EventTimeField != "" && (pick == nil || missingValue(pick)):
+		// The event time is elsewhere: the pickup is an optional field.
+	case pick == nil:
 		return Record{}, &DecodeError{Field: "tpep_pickup_datetime", Reason: "missing (also looked for lpep_pickup_datetime, pickup_datetime)"}
+	default:
+		ms, err := o.parseTime(pick)
+		if err != nil {
+			return Record{}, &DecodeError{Field: pickField, Reason: err.Error()}
+		}
+		r.PickupMs = ms
+		r.Has |= HasPickup
 	}
-	ms, err := o.parseTime(pick)
-	if err != nil {
-		return Record{}, &DecodeError{Field: pickField, Reason: err.Error()}
-	}
-	r.PickupMs = ms
 
 	if dropField, drop := firstPresent(
 		"tpep_dropoff_datetime", w.Dropoff,

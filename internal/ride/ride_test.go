@@ -16,7 +16,7 @@ func TestDecodeTutorialRide(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Ride{PickupMs: 1730429702000, PULocationID: 186, DOLocationID: 79,
-		DistanceCenti: 172, TotalCents: 1731, Has: HasDOLocation | HasDistance}
+		DistanceCenti: 172, TotalCents: 1731, Has: HasPickup | HasDOLocation | HasDistance}
 	if rec.Kind != KindRide || rec.EventMs != 1730429702000 || rec.Ride != want {
 		t.Fatalf("got %+v, want ride %+v", rec, want)
 	}
@@ -63,7 +63,7 @@ func TestDecodeTLCColumns(t *testing.T) {
 	r := rec.Ride
 	want := Ride{PickupMs: 1730429702000, DropoffMs: 1730430702000, PULocationID: 132, DistanceCenti: 1000,
 		PassengerCount: 3, VendorID: 2, TotalCents: 6031, FareCents: 4010, TipCents: 802, TollsCents: 694,
-		Has: HasDropoff | HasDistance | HasPassengers | HasVendor | HasFare | HasTip | HasTolls}
+		Has: HasPickup | HasDropoff | HasDistance | HasPassengers | HasVendor | HasFare | HasTip | HasTolls}
 	if r != want {
 		t.Fatalf("got %+v\nwant %+v", r, want)
 	}
@@ -262,6 +262,12 @@ func TestDecodeProducerShapes(t *testing.T) {
 			Options{EventTimeField: "lpep_dropoff_datetime"}, at("2025-10-01T18:30:00Z"), "", ""},
 		{"--event-time-field a field of its own", `{"PULocationID": 74, "total_amount": 1, "pickup_datetime": 1762078500000, "ts": "2025-10-01 18:30:00"}`,
 			Options{EventTimeField: "ts"}, at("2025-10-01T18:30:00Z"), "", ""},
+		{"--event-time-field of its own, no pickup", `{"PULocationID": 74, "total_amount": 1, "ts": "2025-10-01 18:30:00"}`,
+			Options{EventTimeField: "ts"}, at("2025-10-01T18:30:00Z"), "", ""},
+		{"--event-time-field of its own, NaT pickup", `{"PULocationID": 74, "total_amount": 1, "tpep_pickup_datetime": "NaT", "ts": "2025-10-01 18:30:00"}`,
+			Options{EventTimeField: "ts"}, at("2025-10-01T18:30:00Z"), "", ""},
+		{"--event-time-field a dropoff, no pickup", `{"PULocationID": 74, "total_amount": 1, "tpep_dropoff_datetime": 1762078500000}`,
+			Options{EventTimeField: "tpep_dropoff_datetime"}, 1762078500000, "", ""},
 
 		{"fractional epoch ms", ride(`1762078500000.5`), Options{}, 0, "lpep_pickup_datetime", "fractional millisecond"},
 		{"month 13", ride(`"2025-13-01 00:00:00"`), Options{}, 0, "lpep_pickup_datetime", "not a valid date-time"},
@@ -269,6 +275,8 @@ func TestDecodeProducerShapes(t *testing.T) {
 		{"US date", ride(`"10/01/2025 18:04:11"`), Options{}, 0, "lpep_pickup_datetime", "date-time"},
 		{"NaN pickup", ride(`NaN`), Options{}, 0, "lpep_pickup_datetime", "NaN is not a time"},
 		{"--event-time-field missing", ride(`"2025-10-01 18:04:11"`), Options{EventTimeField: "ts"}, 0, "ts", "missing"},
+		{"--event-time-field, a malformed pickup", `{"PULocationID": 74, "total_amount": 1, "pickup_datetime": "soon", "ts": "2025-10-01 18:30:00"}`,
+			Options{EventTimeField: "ts"}, 0, "pickup_datetime", "date-time"},
 		{"--event-time-field NaT", `{"PULocationID": 74, "total_amount": 1, "lpep_pickup_datetime": "2025-10-01 18:04:11", "lpep_dropoff_datetime": "NaT"}`,
 			Options{EventTimeField: "lpep_dropoff_datetime"}, 0, "lpep_dropoff_datetime", "NaT"},
 		{"NaN total", `{"PULocationID": 74, "total_amount": NaN, "lpep_pickup_datetime": "2025-10-01 18:04:11"}`, Options{}, 0, "total_amount", "NaN"},
