@@ -17,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/testenv"
@@ -245,4 +249,90 @@ func TestOnePartitionFinishedByLiveMode(t *testing.T) {
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
 	t.Logf("live mode finished the one-partition input: %d final rows, %d before its heartbeats", len(p.Finals), before)
+}
+
+// TestTransactionalProducer: the same kind of input written by a
+// transactional producer (an exactly-once sink of Flink or Kafka Streams
+// upstream), whose commit markers occupy offsets no consumer is given: the
+// pipeline reads every ride, and `heartbeat --end-of-input` ends, finishing
+// the input; the tables equal the model.
+func TestTransactionalProducer(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := testenv.Get(t)
+	rule := model.DefaultRule()
+	rule.Input = ride.Options{Location: ny}
+	p, _ := testenv.NewPipelineFor(t, env, rule, testenv.Input{Partitions: 2, Messages: func(func(generate.Message) bool) {}}, 0)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.TransactionalID(p.Prefix+"-upstream"), kgo.DefaultProduceTopic(p.Topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	msgs := greenTrips(4_000, 11)
+	for len(msgs) > 0 {
+		n := min(500, len(msgs))
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range msgs[:n] {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(i % 2), Value: m.Value}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		msgs = msgs[n:]
+	}
+	p.Parts = readValues(t, env, p.Topic)
+	p.Remodel()
+	proc := testenv.StartProc(t, "process.log", p.ProcessArgs("proc-tx")...)
+	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
+	waitFor(t, 2*time.Minute, "the sink lands every record", func() bool { a, _ := p.Counts(t); return a >= p.Total })
+	out, err := runToEnd(t, time.Minute, append(append([]string{"heartbeat"}, env.KafkaArgs...), "--prefix", p.Prefix, "--end-of-input")...)
+	if err != nil || !strings.Contains(out, "wrote 2 heartbeats") {
+		t.Fatalf("heartbeat --end-of-input: %v\n%s", err, out)
+	}
+	p.Parts = readValues(t, env, p.Topic)
+	p.Remodel()
+	p.AllFinal = true
+	p.WaitDone(t, 2*time.Minute, proc, snk)
+	time.Sleep(time.Second)
+	p.VerifyFinals(t)
+	var rides, late int
+	if err := p.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rides), (SELECT count(*) FROM late_rides)`).Scan(&rides, &late); err != nil {
+		t.Fatal(err)
+	}
+	if rides != len(p.Want.Rides) || late != len(p.Want.Late) {
+		t.Fatalf("rides %d, late %d; the model: %d and %d", rides, late, len(p.Want.Rides), len(p.Want.Late))
+	}
+	t.Logf("transactional input of %d records finished: %d final rows; %s", p.Total, len(p.Finals), lastLine(out))
+}
+
+// readValues is every value of topic per partition, in offset order, over
+// the gaps a transactional producer's markers leave.
+func readValues(t *testing.T, env *testenv.Env, topic string) [][][]byte {
+	t.Helper()
+	client, err := env.Kafka.NewClient("ridestream-test-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([][][]byte, len(parts))
+	if err := kafka.ReadTopic(client, topic, func(m *sarama.ConsumerMessage) error {
+		out[m.Partition] = append(out[m.Partition], m.Value)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

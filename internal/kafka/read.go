@@ -1,7 +1,9 @@
 package kafka
 
 import (
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -14,37 +16,112 @@ func ReadTopic(client sarama.Client, topic string, fn func(*sarama.ConsumerMessa
 	if err != nil {
 		return fmt.Errorf("topic %s: %w", topic, err)
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return err
-	}
-	defer consumer.Close()
 	for _, p := range parts {
-		first, err := client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
+		if err := ReadPartition(client, topic, p, fn); err != nil {
+			return err
 		}
-		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
-		}
-		if hwm <= first {
-			continue
-		}
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
-		}
-		for m := range pc.Messages() {
-			if err := fn(m); err != nil {
-				pc.Close()
-				return err
-			}
-			if m.Offset+1 >= hwm {
-				break
-			}
-		}
-		pc.Close()
 	}
 	return nil
+}
+
+// ReadPartition calls fn with every message of one partition of topic, in
+// offset order, up to its end when it was called, and stops at fn's first
+// error.
+//
+// It reads with plain fetch requests rather than a consumer: a transactional
+// producer (Flink's or Kafka Streams' exactly-once sinks, say) leaves commit
+// markers in the log, offsets that no consumer is ever given, so a reader
+// that waits for the message just before the end can wait for ever. Each
+// record batch of a fetch says which offsets it covers, markers included.
+// Like ridestream's consumers it reads uncommitted: records of aborted
+// transactions are read too.
+func ReadPartition(client sarama.Client, topic string, p int32, fn func(*sarama.ConsumerMessage) error) error {
+	first, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+	if err != nil {
+		return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
+	}
+	end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+	if err != nil {
+		return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
+	}
+	failures := 0
+	for off := first; off < end; {
+		next, err := fetchOnce(client, topic, p, off, end, fn)
+		var stop *stopError
+		switch {
+		case errors.As(err, &stop):
+			return stop.err
+		case errors.Is(err, sarama.ErrOffsetOutOfRange):
+			// Retention removed the start of the log meanwhile.
+			if off, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+				return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
+			}
+		case err != nil:
+			if failures++; failures > 20 {
+				return fmt.Errorf("read topic %s partition %d at offset %d: %w", topic, p, off, err)
+			}
+			_ = client.RefreshMetadata(topic) // the leader may have moved
+			time.Sleep(time.Duration(failures) * 250 * time.Millisecond)
+		default:
+			failures, off = 0, next
+		}
+	}
+	return nil
+}
+
+// stopError carries fn's error out of fetchOnce.
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+
+// fetchOnce fetches from offset off of one partition, calls fn with each
+// message below end, and returns the offset after the last whole record
+// batch it read.
+func fetchOnce(client sarama.Client, topic string, p int32, off, end int64, fn func(*sarama.ConsumerMessage) error) (int64, error) {
+	leader, err := client.Leader(topic, p)
+	if err != nil {
+		return off, err
+	}
+	req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 500, MinBytes: 1, MaxBytes: 16 << 20, Isolation: sarama.ReadUncommitted}
+	req.AddBlock(topic, p, off, 8<<20, -1)
+	resp, err := leader.Fetch(req)
+	if err != nil {
+		return off, err
+	}
+	block := resp.GetBlock(topic, p)
+	if block == nil {
+		return off, errors.New("the fetch response has no block for the partition")
+	}
+	if block.Err != sarama.ErrNoError {
+		return off, block.Err
+	}
+	next := off
+	for _, records := range block.RecordsSet {
+		batch := records.RecordBatch
+		if batch == nil {
+			return off, errors.New("a message set of the pre-0.11 format")
+		}
+		if batch.PartialTrailingRecord {
+			break // the rest comes with the next fetch
+		}
+		if !batch.Control {
+			for _, r := range batch.Records {
+				o := batch.FirstOffset + r.OffsetDelta
+				if o < next || o >= end {
+					continue
+				}
+				ts := batch.FirstTimestamp.Add(r.TimestampDelta)
+				if batch.LogAppendTime {
+					ts = batch.MaxTimestamp
+				}
+				m := &sarama.ConsumerMessage{Topic: topic, Partition: p, Offset: o, Key: r.Key, Value: r.Value,
+					Timestamp: ts, BlockTimestamp: batch.MaxTimestamp}
+				if err := fn(m); err != nil {
+					return off, &stopError{err}
+				}
+			}
+		}
+		next = max(next, batch.LastOffset()+1)
+	}
+	return next, nil
 }

@@ -64,32 +64,19 @@ func firstRecord(client sarama.Client, topic string) ([]byte, error) {
 	if !slices.Contains(topics, topic) {
 		return nil, nil
 	}
-	hwm, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
-	if err != nil {
+	var value []byte
+	found := errors.New("found")
+	err = ReadPartition(client, topic, 0, func(m *sarama.ConsumerMessage) error {
+		if string(m.Key) != recordKey {
+			return nil
+		}
+		value = m.Value
+		return found
+	})
+	if err != nil && err != found {
 		return nil, fmt.Errorf("read pipeline record %s: %w", topic, err)
 	}
-	if hwm == 0 {
-		return nil, nil
-	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return nil, err
-	}
-	defer consumer.Close()
-	pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
-	if err != nil {
-		return nil, fmt.Errorf("read pipeline record %s: %w", topic, err)
-	}
-	defer pc.Close()
-	for m := range pc.Messages() {
-		if string(m.Key) == recordKey {
-			return m.Value, nil
-		}
-		if m.Offset+1 >= hwm {
-			break
-		}
-	}
-	return nil, nil
+	return value, nil
 }
 
 // legacyTopics lists the processing topics of prefix that exist.
