@@ -15,6 +15,7 @@ import (
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pipeline"
+	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/processors"
 )
 
@@ -51,6 +52,11 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			ms = t.UnixMilli()
 		} else {
 			return fmt.Errorf("--time %q: want now, epoch milliseconds or RFC 3339", *at)
+		}
+		if ms < ride.MinEventMs || ms >= ride.MaxEventMs {
+			// The decoder would reject it: no record ridestream writes is.
+			return fmt.Errorf("--time %s: outside the event times the pipeline reads (%s to %s)", *at,
+				pipeline.FormatMs(ride.MinEventMs), pipeline.FormatMs(ride.MaxEventMs))
 		}
 	}
 	if err := checkKafka(ctx, slog.Default(), conn, false); err != nil {

@@ -31,6 +31,8 @@ func TestBadConfigNamesFlag(t *testing.T) {
 		{[]string{"generate", "--brokers", "b:9092", "--partitions", "0"}, "--partitions"},
 		{[]string{"reset", "--brokers", "b:9092", "--postgres", "some"}, "--postgres"},
 		{[]string{"heartbeat", "--brokers", "b:9092", "--time", "soon"}, "--time"},
+		{[]string{"heartbeat", "--brokers", "b:9092", "--time", "0"}, "--time"},
+		{[]string{"heartbeat", "--brokers", "b:9092", "--time", "3000-01-01T00:00:00Z"}, "--time"},
 		{[]string{"sink", "--log-level", "loud"}, "--log-level"},
 		{[]string{"process", "--brokers", "b:9092", "--kafka-sasl-password", "hunter2-kafka"}, "--kafka-sasl-password"},
 		{[]string{"process", "--brokers", "b:9092", "--kafka-sasl-mechanism", "GSSAPI"}, "--kafka-sasl-mechanism"},

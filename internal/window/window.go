@@ -123,7 +123,46 @@ func (s Spec) zone(t int64) (off, start, end int64) {
 	if !ze.IsZero() {
 		end = ze.UnixMilli()
 	}
+	// ZoneBounds can be wrong where the zone's file describes the years by
+	// its yearly rule: for instants of the last UTC day of a leap year (2040
+	// in the system's files, 2024 in Go's embedded ones) it returns an end at
+	// or before t. Bounds that do not hold t are found by searching instead.
+	if (start != noBound && start > t) || (end != noBound && end <= t) {
+		start, end = s.offsetChange(t, -1), s.offsetChange(t, +1)
+	}
 	return int64(o) * 1000, start, end
+}
+
+// offsetChange returns the instant at which the UTC offset in effect at t
+// took effect (dir −1) or is next replaced (dir +1), looking up to 400 days
+// away (noBound beyond): a day at a time until the offset differs, then by
+// bisection to the millisecond.
+func (s Spec) offsetChange(t, dir int64) int64 {
+	offset := func(ms int64) int {
+		_, o := time.UnixMilli(ms).In(s.Location).Zone()
+		return o
+	}
+	const day = 24 * 3600 * 1000
+	o := offset(t)
+	for near, i := t, 0; i < 400; near, i = near+dir*day, i+1 {
+		far := near + dir*day
+		if offset(far) == o {
+			continue
+		}
+		in, out := near, far // offset o at in, another at out
+		for out-in > 1 || in-out > 1 {
+			if mid := in + (out-in)/2; offset(mid) == o {
+				in = mid
+			} else {
+				out = mid
+			}
+		}
+		if dir > 0 {
+			return out // the first instant of the next offset
+		}
+		return in // the first instant of offset o
+	}
+	return noBound
 }
 
 // skipsBoundary reports whether the clock jumps forward at instant T over a

@@ -127,6 +127,10 @@ func transitions(loc *time.Location, from, to time.Time) []time.Time {
 	var out []time.Time
 	for t := from; t.Before(to); {
 		_, end := t.In(loc).ZoneBounds()
+		if !end.IsZero() && !end.After(t) {
+			t = t.Add(24 * time.Hour) // ZoneBounds' error on a leap year's last day (see zone)
+			continue
+		}
 		if end.IsZero() || !end.Before(to) {
 			break
 		}
@@ -134,6 +138,68 @@ func transitions(loc *time.Location, from, to time.Time) []time.Time {
 		t = end
 	}
 	return out
+}
+
+// TestLastDaysOfLeapYears: the days on which time.ZoneBounds returns bounds
+// that do not hold the instant (the last UTC day of a leap year, in the years
+// a zone's file describes by its yearly rule) get the same windows as every
+// other day: start ≤ t < end, contiguous, and the daily window is [local
+// midnight, next local midnight). A wrong bound used to make End loop for
+// ever, or end a window before it started.
+func TestLastDaysOfLeapYears(t *testing.T) {
+	zones := []string{"America/New_York", "Europe/London", "Australia/Lord_Howe", "America/St_Johns", "America/Santiago", "Asia/Kolkata"}
+	sizes := []time.Duration{15 * time.Minute, time.Hour, 2 * time.Hour, 24 * time.Hour}
+	check := func(s Spec, at int64) error {
+		start := s.Start(at)
+		end := s.End(start)
+		switch {
+		case !(start <= at && at < end):
+			return fmt.Errorf("t=%s: window [%s, %s) does not hold it", utc(at), utc(start), utc(end))
+		case s.Start(end) != end:
+			return fmt.Errorf("window [%s, %s): the next one starts at %s", utc(start), utc(end), utc(s.Start(end)))
+		case s.Start(end-1) != start:
+			return fmt.Errorf("window [%s, %s): its last instant maps to %s", utc(start), utc(end), utc(s.Start(end-1)))
+		}
+		if s.Size == 24*time.Hour {
+			lt := time.UnixMilli(at).In(s.Location)
+			mid := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, s.Location)
+			next := time.Date(lt.Year(), lt.Month(), lt.Day()+1, 0, 0, 0, 0, s.Location)
+			if start != mid.UnixMilli() || end != next.UnixMilli() {
+				return fmt.Errorf("t=%s: daily window [%s, %s), want [%s, %s)", utc(at), utc(start), utc(end), mid.UTC(), next.UTC())
+			}
+		}
+		return nil
+	}
+	for _, zone := range zones {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range sizes {
+			s := Spec{Size: size, Lateness: 5 * time.Minute, MaxFutureSkew: 24 * time.Hour, Location: loc}
+			done := make(chan error, 1)
+			go func() {
+				for _, year := range []int{2024, 2028, 2040, 2096} {
+					from := time.Date(year, 12, 29, 0, 0, 0, 0, time.UTC).UnixMilli()
+					for at := from; at < from+4*86_400_000; at += 7 * 60_000 {
+						if err := check(s, at); err != nil {
+							done <- err
+							return
+						}
+					}
+				}
+				done <- nil
+			}()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("%s %v: %v", zone, size, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%s %v: the rule did not answer within 30 s", zone, size)
+			}
+		}
+	}
 }
 
 // TestWindowPropertiesNearTransitions checks, for several zones and sizes, at
