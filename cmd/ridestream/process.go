@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -124,7 +125,33 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 			spec, err = kafka.AwaitSpec(ctx, client, admin, given, set, 2*time.Second, func(why error) {
 				log.Info("waiting for the pipeline's record", "reason", why.Error())
 			})
-			return err
+			if err != nil {
+				return err
+			}
+			// The first process records the pipeline, then creates its
+			// topics: views started beside it wait for the window table.
+			table := spec.Names().WindowsTable
+			for logged := false; ; logged = true {
+				if err := client.RefreshMetadata(); err != nil {
+					return err
+				}
+				topics, err := client.Topics()
+				if err != nil {
+					return err
+				}
+				if slices.Contains(topics, table) {
+					return nil
+				}
+				if !logged {
+					ready.Set("view", "waiting for the processors to create "+table)
+					log.Info("waiting for the processors to create the window table", "topic", table)
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(time.Second):
+				}
+			}
 		})
 		if err != nil {
 			return err
