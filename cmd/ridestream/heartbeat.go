@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -70,17 +71,19 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		spec, err = kafka.ReadSpec(client, *prefix)
 		return err
 	})
+	topicSet := false // on the command line or through $RIDESTREAM_TOPIC
+	fs.Visit(func(f *flag.Flag) { topicSet = topicSet || f.Name == "topic" })
 	var none *kafka.NoRecordError
 	switch {
 	case err == nil:
-		if envflag.OnCommandLine(args, "topic") && *topic != spec.Input {
+		if topicSet && *topic != spec.Input {
 			return fmt.Errorf("--topic %s: pipeline %q reads %s", *topic, *prefix, spec.Input)
 		}
 		*topic = spec.Input
 	case *end:
 		return fmt.Errorf("--end-of-input needs the pipeline's record (--prefix %s): %w", *prefix, err)
 	case !errors.As(err, &none):
-		return err
+		slog.Warn("cannot read the pipeline's record; writing into --topic", "prefix", *prefix, "topic", *topic, "err", err)
 	}
 	note := ""
 	if *end {

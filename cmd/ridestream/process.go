@@ -132,15 +132,11 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 			// topics: views started beside it wait for the window table.
 			table := spec.Names().WindowsTable
 			for logged := false; ; logged = true {
-				if err := client.RefreshMetadata(); err != nil {
-					return err
-				}
-				topics, err := client.Topics()
-				if err != nil {
-					return err
-				}
-				if slices.Contains(topics, table) {
-					return nil
+				// A failed look is retried: the broker may be restarting.
+				if client.RefreshMetadata() == nil {
+					if topics, err := client.Topics(); err == nil && slices.Contains(topics, table) {
+						return nil
+					}
 				}
 				if !logged {
 					ready.Set("view", "waiting for the processors to create "+table)

@@ -30,10 +30,13 @@ import (
 //     newcomer, which stops.
 //   - Two processes started at the same moment both find no member. Each
 //     fencing of one is answered by its rejoin, which fences the other; the
-//     one fenced a second time within NewcomerWindow stops, and the other
-//     keeps the id. Only the fencings in one group (the arbiter: the first
-//     group the process consumes in, which duplicates share) count, so the
-//     two cannot each lose in a different group and both stop.
+//     one fenced a second time within NewcomerWindow of its start stops, and
+//     the other keeps the id. Only the fencings in one group (the arbiter:
+//     the first group the process consumes in, the same for duplicates that
+//     run the same --stages) count for this, so the two cannot each lose in
+//     a different group and both stop. A process running for longer than
+//     NewcomerWindow never stops: a duplicate restarted over and over by a
+//     supervisor is the newcomer every time.
 type InstanceGuard struct {
 	id      string
 	started time.Time
@@ -95,20 +98,20 @@ func (g *InstanceGuard) Observe(group string, err error) {
 		return
 	}
 	now := time.Now()
+	young := now.Sub(g.started) <= NewcomerWindow
 	g.mu.Lock()
-	if g.arbiter != "" && group != g.arbiter {
-		g.mu.Unlock()
-		return
+	twice := false
+	if g.arbiter == "" || group == g.arbiter {
+		g.fenced = append(slices.DeleteFunc(g.fenced, func(t time.Time) bool { return now.Sub(t) > NewcomerWindow }), now)
+		twice = len(g.fenced) >= 2
 	}
-	g.fenced = append(slices.DeleteFunc(g.fenced, func(t time.Time) bool { return now.Sub(t) > NewcomerWindow }), now)
-	twice := len(g.fenced) >= 2
 	g.mu.Unlock()
 	var why string
 	switch {
-	case g.claimed && now.Sub(g.started) <= NewcomerWindow:
+	case g.claimed && young:
 		why = fmt.Sprintf("its group membership was already registered when this process started, and the group coordinator fenced this process %v later",
 			now.Sub(g.started).Round(time.Second))
-	case twice:
+	case twice && young:
 		why = fmt.Sprintf("the group coordinator fenced this process twice within %v: two processes with this id keep taking it from each other, and this one gives way",
 			NewcomerWindow)
 	default:

@@ -45,25 +45,47 @@ func ReadPartition(client sarama.Client, topic string, p int32, fn func(*sarama.
 		return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
 	}
 	failures := 0
+	fail := func(off int64, err error) error {
+		if failures++; failures > 20 {
+			return fmt.Errorf("read topic %s partition %d at offset %d: %w", topic, p, off, err)
+		}
+		_ = client.RefreshMetadata(topic) // the leader may have moved
+		time.Sleep(time.Duration(failures) * 250 * time.Millisecond)
+		return nil
+	}
 	for off := first; off < end; {
-		next, err := fetchOnce(client, topic, p, off, end, fn)
+		next, hwm, err := fetchOnce(client, topic, p, off, end, fn)
 		var stop *stopError
 		switch {
 		case errors.As(err, &stop):
 			return stop.err
 		case errors.Is(err, sarama.ErrOffsetOutOfRange):
-			// Retention removed the start of the log meanwhile.
-			if off, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
-				return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
+			// Retention removed the start of the log, or an unclean leader
+			// election its end: read on from what is there, never back.
+			oldest, err1 := client.GetOffset(topic, p, sarama.OffsetOldest)
+			newest, err2 := client.GetOffset(topic, p, sarama.OffsetNewest)
+			if err := errors.Join(err1, err2); err != nil {
+				if err := fail(off, err); err != nil {
+					return err
+				}
+				continue
 			}
+			off, end = max(off, oldest), min(end, newest)
 		case err != nil:
-			if failures++; failures > 20 {
-				return fmt.Errorf("read topic %s partition %d at offset %d: %w", topic, p, off, err)
+			if err := fail(off, err); err != nil {
+				return err
 			}
-			_ = client.RefreshMetadata(topic) // the leader may have moved
-			time.Sleep(time.Duration(failures) * 250 * time.Millisecond)
-		default:
+		case next > off:
 			failures, off = 0, next
+		case hwm <= off:
+			return nil // the log ends here now (truncated below where it ended)
+		default:
+			// Nothing whole came back (sarama drops the empty batches that
+			// compaction leaves of idempotent producers): try again, and
+			// give up rather than spin.
+			if err := fail(off, errors.New("no record batch at this offset")); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -76,30 +98,30 @@ func (e *stopError) Error() string { return e.err.Error() }
 
 // fetchOnce fetches from offset off of one partition, calls fn with each
 // message below end, and returns the offset after the last whole record
-// batch it read.
-func fetchOnce(client sarama.Client, topic string, p int32, off, end int64, fn func(*sarama.ConsumerMessage) error) (int64, error) {
+// batch it read and the partition's high-water mark.
+func fetchOnce(client sarama.Client, topic string, p int32, off, end int64, fn func(*sarama.ConsumerMessage) error) (next, hwm int64, err error) {
 	leader, err := client.Leader(topic, p)
 	if err != nil {
-		return off, err
+		return off, 0, err
 	}
 	req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 500, MinBytes: 1, MaxBytes: 16 << 20, Isolation: sarama.ReadUncommitted}
 	req.AddBlock(topic, p, off, 8<<20, -1)
 	resp, err := leader.Fetch(req)
 	if err != nil {
-		return off, err
+		return off, 0, err
 	}
 	block := resp.GetBlock(topic, p)
 	if block == nil {
-		return off, errors.New("the fetch response has no block for the partition")
+		return off, 0, errors.New("the fetch response has no block for the partition")
 	}
 	if block.Err != sarama.ErrNoError {
-		return off, block.Err
+		return off, 0, block.Err
 	}
-	next := off
+	next = off
 	for _, records := range block.RecordsSet {
 		batch := records.RecordBatch
 		if batch == nil {
-			return off, errors.New("a message set of the pre-0.11 format")
+			return off, 0, errors.New("a message set of the pre-0.11 format")
 		}
 		if batch.PartialTrailingRecord {
 			break // the rest comes with the next fetch
@@ -117,11 +139,11 @@ func fetchOnce(client sarama.Client, topic string, p int32, off, end int64, fn f
 				m := &sarama.ConsumerMessage{Topic: topic, Partition: p, Offset: o, Key: r.Key, Value: r.Value,
 					Timestamp: ts, BlockTimestamp: batch.MaxTimestamp}
 				if err := fn(m); err != nil {
-					return off, &stopError{err}
+					return off, 0, &stopError{err}
 				}
 			}
 		}
 		next = max(next, batch.LastOffset()+1)
 	}
-	return next, nil
+	return next, block.HighWaterMarkOffset, nil
 }

@@ -10,6 +10,7 @@ package window
 import (
 	"fmt"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -124,13 +125,28 @@ func (s Spec) zone(t int64) (off, start, end int64) {
 		end = ze.UnixMilli()
 	}
 	// ZoneBounds can be wrong where the zone's file describes the years by
-	// its yearly rule: for instants of the last UTC day of a leap year (2040
-	// in the system's files, 2024 in Go's embedded ones) it returns an end at
-	// or before t. Bounds that do not hold t are found by searching instead.
+	// its yearly rule: for instants of the last UTC day of a leap year (from
+	// 2040 with the system's files; with Go's embedded ones from 2000 in
+	// London, 2008 in New York) it returns an end at or before t. Bounds
+	// that do not hold t are searched for instead, once per offset span.
 	if (start != noBound && start > t) || (end != noBound && end <= t) {
+		if c, ok := searched.Load(s.Location); ok && c.(span).holds(t) {
+			return int64(o) * 1000, c.(span).start, c.(span).end
+		}
 		start, end = s.offsetChange(t, -1), s.offsetChange(t, +1)
+		searched.Store(s.Location, span{start, end})
 	}
 	return int64(o) * 1000, start, end
+}
+
+// searched keeps, per location, the last offset span found by search.
+var searched sync.Map // *time.Location → span
+
+// span is [start, end) with noBound for no bound.
+type span struct{ start, end int64 }
+
+func (sp span) holds(t int64) bool {
+	return (sp.start == noBound || sp.start <= t) && (sp.end == noBound || t < sp.end)
 }
 
 // offsetChange returns the instant at which the UTC offset in effect at t

@@ -179,7 +179,7 @@ func TestLastDaysOfLeapYears(t *testing.T) {
 			s := Spec{Size: size, Lateness: 5 * time.Minute, MaxFutureSkew: 24 * time.Hour, Location: loc}
 			done := make(chan error, 1)
 			go func() {
-				for _, year := range []int{2024, 2028, 2040, 2096} {
+				for _, year := range []int{2000, 2008, 2012, 2016, 2020, 2024, 2028, 2040, 2096} {
 					from := time.Date(year, 12, 29, 0, 0, 0, 0, time.UTC).UnixMilli()
 					for at := from; at < from+4*86_400_000; at += 7 * 60_000 {
 						if err := check(s, at); err != nil {
