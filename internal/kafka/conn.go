@@ -369,7 +369,7 @@ func (c Conn) classify(addr string, err error) *ConnError {
 	case errors.As(err, &unknownCA) || strings.Contains(msg, "certificate signed by unknown authority"):
 		return e("the broker's certificate is not signed by a trusted CA", "--kafka-tls-ca-file")
 	case errors.As(err, &invalid):
-		return e("the broker's certificate is not valid (expired, not yet valid, or not for a server): the broker must present a valid one, signed by a CA in", "--kafka-tls-ca-file")
+		return e("the broker's certificate is not valid (expired, not yet valid, or not for a server)", "--kafka-tls-ca-file")
 	case errors.As(err, &hostname):
 		return e("the broker's certificate is not valid for this address", "--kafka-tls-server-name", "--brokers")
 	case errors.As(err, &recordHeader) || strings.Contains(msg, "first record does not look like a TLS handshake") ||
