@@ -17,11 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ridestream/ridestream/internal/generate"
-	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/testenv"
@@ -289,7 +287,7 @@ func TestTransactionalProducer(t *testing.T) {
 		}
 		msgs = msgs[n:]
 	}
-	p.Parts = readValues(t, env, p.Topic)
+	p.Parts = env.ReadValues(t, p.Topic)
 	p.Remodel()
 	proc := testenv.StartProc(t, "process.log", p.ProcessArgs("proc-tx")...)
 	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
@@ -298,7 +296,7 @@ func TestTransactionalProducer(t *testing.T) {
 	if err != nil || !strings.Contains(out, "wrote 2 heartbeats") {
 		t.Fatalf("heartbeat --end-of-input: %v\n%s", err, out)
 	}
-	p.Parts = readValues(t, env, p.Topic)
+	p.Parts = env.ReadValues(t, p.Topic)
 	p.Remodel()
 	p.AllFinal = true
 	p.WaitDone(t, 2*time.Minute, proc, snk)
@@ -312,27 +310,4 @@ func TestTransactionalProducer(t *testing.T) {
 		t.Fatalf("rides %d, late %d; the model: %d and %d", rides, late, len(p.Want.Rides), len(p.Want.Late))
 	}
 	t.Logf("transactional input of %d records finished: %d final rows; %s", p.Total, len(p.Finals), lastLine(out))
-}
-
-// readValues is every value of topic per partition, in offset order, over
-// the gaps a transactional producer's markers leave.
-func readValues(t *testing.T, env *testenv.Env, topic string) [][][]byte {
-	t.Helper()
-	client, err := env.Kafka.NewClient("ridestream-test-reader")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([][][]byte, len(parts))
-	if err := kafka.ReadTopic(client, topic, func(m *sarama.ConsumerMessage) error {
-		out[m.Partition] = append(out[m.Partition], m.Value)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

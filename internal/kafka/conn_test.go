@@ -22,9 +22,12 @@ import (
 
 // listen serves every connection accepted on a new loopback listener with
 // serve, until the test ends.
-func listen(t *testing.T, serve func(net.Conn)) string {
+func listen(t *testing.T, serve func(net.Conn)) string { return listenAt(t, "127.0.0.1:0", serve) }
+
+// listenAt is listen at addr.
+func listenAt(t *testing.T, addr string, serve func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,23 +112,11 @@ func TestExpiredCertificateOnceTheBrokerAnswers(t *testing.T) {
 		done <- conn.Await(context.Background(), 200*time.Millisecond, func(err error) { reports = append(reports, err) })
 	}()
 	time.Sleep(time.Second)
-	if ln, err = net.Listen("tcp", addr); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
-				s.Handshake()
-				s.Close()
-			}()
-		}
-	}()
+	listenAt(t, addr, func(c net.Conn) {
+		s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+		s.Handshake()
+		s.Close()
+	})
 	select {
 	case err = <-done:
 	case <-time.After(CheckTimeout + 5*time.Second):
