@@ -2,10 +2,13 @@ package processors
 
 import (
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/IBM/sarama"
 
 	"github.com/ridestream/ridestream/internal/kafka"
+	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/window"
@@ -58,14 +61,22 @@ func (w *heartbeatWriter) Close() { _ = w.p.Close() }
 // lateness, so that every window with rides closes on every partition. It
 // also returns that highest stream time. The result depends on the log
 // alone, so it is the same whoever computes it.
-func EndOfInput(conn kafka.Conn, spec pipeline.Spec) (at, highest int64, err error) {
+//
+// Reading a long input takes a while: it logs its progress to log every few
+// seconds.
+func EndOfInput(conn kafka.Conn, spec pipeline.Spec, log *slog.Logger) (at, highest int64, err error) {
 	client, err := conn.NewClient("ridestream-heartbeat")
 	if err != nil {
 		return 0, 0, err
 	}
 	defer client.Close()
 	clocks := map[int32]*window.Clock{}
+	var read int64
+	progress := ops.NewWaitLog(log, 5*time.Second)
 	err = kafka.ReadTopic(client, spec.Input, func(m *sarama.ConsumerMessage) error {
+		if read++; read%4096 == 1 {
+			progress.Say("reading the input to find where it ends", "topic", spec.Input, "partition", m.Partition, "offset", m.Offset, "records_read", read)
+		}
 		c := clocks[m.Partition]
 		if c == nil {
 			c = &window.Clock{}

@@ -42,7 +42,7 @@ func Run(ctx context.Context, t *Topology, stages []string) error {
 		g.Go(func() error { return t.runStage(ctx, s, graphs[s]) })
 	}
 	g.Go(func() error { return t.guard.Wait(ctx) })
-	g.Go(func() error { t.Kafka.Watch(ctx, 5*time.Second, t.Ready.Report(kafka.ReadyBrokers)); return nil })
+	g.Go(func() error { t.Ready.Watch(ctx, kafka.ReadyBrokers, 5*time.Second, t.Kafka.Check); return nil })
 	g.Go(func() error { t.logProgress(ctx, 10*time.Second); return nil })
 	g.Go(func() error { t.exportLag(ctx, stages, t.LagInterval); return nil })
 	if t.IdleHeartbeat > 0 && slices.Contains(stages, StageClock) {
@@ -64,13 +64,11 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 		if err == nil {
 			log.Info("processor starting", "sources", t.Sources)
 			runCtx, stop := context.WithCancel(ctx)
-			go func() {
-				if p.WaitForReadyContext(runCtx) == nil && runCtx.Err() == nil {
-					t.Ready.Set(stage, "")
-				}
-			}()
+			followed := make(chan struct{})
+			go func() { defer close(followed); t.followState(runCtx, stage, p.StateReader()) }()
 			err = p.Run(runCtx)
 			stop()
+			<-followed
 		}
 		if finish != nil {
 			finish()
@@ -94,6 +92,34 @@ func (t *Topology) runStage(ctx context.Context, stage string, graph func() *gok
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// followState keeps the stage's /readyz condition equal to its processor's
+// state until ctx ends: ready while it runs a consumer group session with
+// its tables recovered, not ready (saying why) while it sets one up or sits
+// between sessions. A running session is also evidence that a broker
+// answers.
+func (t *Topology) followState(ctx context.Context, stage string, state goka.StateReader) {
+	obs := state.ObserveStateChange()
+	defer obs.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-obs.C():
+			switch s {
+			case goka.ProcStateRunning:
+				t.Ready.Set(stage, "")
+				t.Ready.Set(kafka.ReadyBrokers, "")
+			case goka.ProcStateSetup:
+				t.Ready.Set(stage, "joining its consumer group and recovering its tables")
+			case goka.ProcStateStopping, goka.ProcStateStopped:
+				t.Ready.Set(stage, "between consumer group sessions (rebalancing or reconnecting)")
+			default:
+				t.Ready.Set(stage, "starting")
+			}
+		}
 	}
 }
 

@@ -144,8 +144,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer admin.Close() // and its client
 	// Nothing is landed before the pipeline's record says how to classify it.
 	cfg.Ready.Set("pipeline", "waiting for the record of pipeline "+cfg.Pipeline.Prefix)
+	waiting := ops.NewWaitLog(log, 30*time.Second)
 	spec, err := kafka.AwaitSpec(ctx, client, admin, cfg.Pipeline, cfg.Set, 2*time.Second, func(why error) {
-		log.Info("waiting for the pipeline's record before landing anything", "reason", why.Error())
+		waiting.Say("waiting for the pipeline's record before landing anything", "reason", why.Error())
 	})
 	if err != nil {
 		return err
@@ -170,7 +171,7 @@ func Run(ctx context.Context, cfg Config) error {
 			stopConsumers() // another live sink holds --instance-id: stop
 		}
 	})
-	background.Go(func() { cfg.Kafka.Watch(ctx, 5*time.Second, cfg.Ready.Report(kafka.ReadyBrokers)) })
+	background.Go(func() { cfg.Ready.Watch(ctx, kafka.ReadyBrokers, 5*time.Second, cfg.Kafka.Check) })
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
@@ -189,10 +190,9 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	cfg.Ready.Set("kafka-finals", "waiting for the finals topic")
 	consumers.Go(func() error {
-		for logged := false; !topicExists(admin, names.Finals); logged = true {
-			if !logged {
-				log.Info("finals topic not there yet; landing raw input until it appears", "finals_topic", names.Finals)
-			}
+		waiting := ops.NewWaitLog(log, time.Minute)
+		for !topicExists(admin, names.Finals) {
+			waiting.Say("finals topic not there yet (the processors create it); landing raw input until it appears", "finals_topic", names.Finals)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -351,6 +351,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	h.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
 	h.cfg.Ready.Set(h.ready, "")
+	h.cfg.Ready.Set(kafka.ReadyBrokers, "") // a session was joined: a broker answers
 	return nil
 }
 
@@ -392,6 +393,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			return false
 		}
 	}
+	fetched := false // since the last tick: evidence that a broker answers
 	for {
 		select {
 		case msg, ok := <-claim.Messages():
@@ -399,6 +401,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				send()
 				return nil
 			}
+			fetched = true
 			if pr.next >= 0 && msg.Offset < pr.next {
 				continue // applied before; PostgreSQL is the source of truth
 			}
@@ -415,6 +418,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				return nil
 			}
 		case <-tick.C:
+			if fetched {
+				h.cfg.Ready.Set(kafka.ReadyBrokers, "")
+				fetched = false
+			}
 			if pr.next >= 0 {
 				metricLag.WithLabelValues(claim.Topic(), strconv.Itoa(int(claim.Partition()))).Set(float64(claim.HighWaterMarkOffset() - pr.next))
 			}

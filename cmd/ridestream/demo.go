@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -88,7 +89,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	rule := model.Rule{Size: ws.Size, Lateness: ws.Lateness, MaxFutureSkew: ws.MaxFutureSkew, Location: ws.Location}
+	rule := model.Rule{Size: ws.Size, Lateness: ws.Lateness, MaxFutureSkew: ws.MaxFutureSkew, Location: ws.Location, Input: spec.Decode}
 	want := model.Finals(rule, parts, model.Run(rule, parts))
 
 	say("running the goka processors (route, clock, windows) and the sink until every ride and every final window is in PostgreSQL")
@@ -116,7 +117,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.Join(err, g.Wait())
 	}
 	defer pool.Close()
-	waitErr := waitDone(ctx, pool, spec.Input, int64(produced), int64(len(want)), generate.NewProgress(log, "pipeline", produced, 2*time.Second))
+	limit := 2*time.Minute + time.Duration(produced)*time.Millisecond // a thousand records a second would be slow
+	waitErr := waitDone(ctx, pool, spec.Input, int64(produced), int64(len(want)), limit, log)
 	stopRun()
 	if err := errors.Join(waitErr, g.Wait()); err != nil {
 		return err
@@ -127,18 +129,32 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // waitDone polls PostgreSQL until every input record is applied and the
-// reference model's number of final rows is in hourly_revenue.
-func waitDone(ctx context.Context, pool *pgxpool.Pool, topic string, records, finals int64, progress *generate.Progress) error {
-	for {
-		var got, gotFinals int64
-		err := pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0),
+// reference model's number of final rows is in hourly_revenue, logging its
+// progress and what it still waits for; after limit it gives up, saying
+// what is missing.
+func waitDone(ctx context.Context, pool *pgxpool.Pool, topic string, records, finals int64, limit time.Duration, log *slog.Logger) error {
+	progress := generate.NewProgress(log, "pipeline", int(records), 2*time.Second)
+	deadline := time.Now().Add(limit)
+	var got, gotFinals int64
+	var lastErr error
+	for said := time.Now(); ; {
+		lastErr = pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0),
 			(SELECT count(*) FROM hourly_revenue)`, topic).Scan(&got, &gotFinals)
-		if err == nil {
+		if lastErr == nil {
 			progress.Update(int(got))
 			if got >= records && gotFinals >= finals {
 				progress.Done(int(got))
 				return nil
 			}
+			if got >= records && time.Since(said) >= 5*time.Second {
+				log.Info("every input record is in PostgreSQL; waiting for the last windows to become final",
+					"final_rows", gotFinals, "expected", finals)
+				said = time.Now()
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: not finished after %v: %d of %d input records and %d of the reference model's %d final rows are in PostgreSQL (last query error: %v); the log above says what the processors and the sink did",
+				limit, got, records, gotFinals, finals, lastErr)
 		}
 		select {
 		case <-ctx.Done():

@@ -88,7 +88,7 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	note := ""
 	if *end {
 		var highest int64
-		if ms, highest, err = processors.EndOfInput(conn, spec); err != nil {
+		if ms, highest, err = processors.EndOfInput(conn, spec, slog.Default()); err != nil {
 			return err
 		}
 		note = fmt.Sprintf(" (end of input: the highest stream time is %s; its window ends at %s, plus %v lateness)",

@@ -88,10 +88,12 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 	waitFor(t, 20*time.Second, "the sink logs that it waits for the record", func() bool {
 		return strings.Contains(snk.Tail(1<<16), "waiting for the pipeline's record")
 	})
-	time.Sleep(2 * time.Second)
-	if code, body := testenv.Readyz(sinkAddr); code != http.StatusServiceUnavailable || !strings.Contains(body, "pipeline") {
+	if code, body, ok := testenv.AwaitReadyz(sinkAddr, 20*time.Second, func(code int, body string) bool {
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "pipeline")
+	}); !ok {
 		t.Fatalf("sink before the record: /readyz %d %q, want 503 naming the pipeline", code, body)
 	}
+	time.Sleep(2 * time.Second) // it would land something now if it did not wait for the record
 	if applied, _ := p.Counts(t); applied != 0 {
 		t.Fatalf("the sink landed %d records before the pipeline's record existed", applied)
 	}
@@ -101,7 +103,7 @@ func TestPipelineRecordRefusesDrift(t *testing.T) {
 	p.WaitDone(t, 3*time.Minute, proc, snk)
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
-	if code, body := testenv.Readyz(sinkAddr); code != http.StatusOK {
+	if code, body, ok := testenv.AwaitReadyz(sinkAddr, 30*time.Second, testenv.Ready); !ok {
 		t.Fatalf("sink after the record: /readyz %d %q", code, body)
 	}
 	if err := proc.Stop(30 * time.Second); err != nil {

@@ -117,13 +117,14 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ready := ops.NewReadiness("pipeline", "view", kafka.ReadyBrokers)
 	var api lateHandler // the views' handler, once the pipeline's record is read
 	return runWithOps(ctx, *httpAddr, ready, log, func(ctx context.Context) error {
-		go conn.Watch(ctx, 5*time.Second, ready.Report(kafka.ReadyBrokers))
+		go ready.Watch(ctx, kafka.ReadyBrokers, 5*time.Second, conn.Check)
 		var spec pipeline.Spec
 		err := conn.WithCluster(given.Prefix+"-views", func(client sarama.Client, admin sarama.ClusterAdmin) error {
 			ready.Set("pipeline", "waiting for the record of pipeline "+given.Prefix)
 			var err error
+			waiting := ops.NewWaitLog(log, 30*time.Second)
 			spec, err = kafka.AwaitSpec(ctx, client, admin, given, set, 2*time.Second, func(why error) {
-				log.Info("waiting for the pipeline's record", "reason", why.Error())
+				waiting.Say("waiting for the pipeline's record", "reason", why.Error())
 			})
 			if err != nil {
 				return err
@@ -131,17 +132,16 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 			// The first process records the pipeline, then creates its
 			// topics: views started beside it wait for the window table.
 			table := spec.Names().WindowsTable
-			for logged := false; ; logged = true {
+			waiting = ops.NewWaitLog(log, 30*time.Second)
+			for {
 				// A failed look is retried: the broker may be restarting.
 				if client.RefreshMetadata() == nil {
 					if topics, err := client.Topics(); err == nil && slices.Contains(topics, table) {
 						return nil
 					}
 				}
-				if !logged {
-					ready.Set("view", "waiting for the processors to create "+table)
-					log.Info("waiting for the processors to create the window table", "topic", table)
-				}
+				ready.Set("view", "waiting for the processors to create "+table)
+				waiting.Say("waiting for the processors to create the window table", "topic", table)
 				select {
 				case <-ctx.Done():
 					return ctx.Err()
@@ -157,6 +157,7 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		ready.Set("view", "recovering the window table")
 		go func() {
 			for ctx.Err() == nil && !v.Recovered() {
 				time.Sleep(200 * time.Millisecond)

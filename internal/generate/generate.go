@@ -171,7 +171,7 @@ func (c Config) All(yield func(Message) bool) {
 }
 
 // appendRide writes one ride in the tutorial's format (plus a few TLC
-// columns, as real producers send).
+// columns, the dropoff time among them, as real producers send).
 func appendRide(b []byte, rng *rand.Rand, t time.Time) []byte {
 	zone := 1 + rng.IntN(265)
 	if rng.IntN(3) == 0 { // Manhattan-heavy like the real data
@@ -199,6 +199,10 @@ func appendRide(b []byte, rng *rand.Rand, t time.Time) []byte {
 	b = appendCents(b, total)
 	b = append(b, `,"tpep_pickup_datetime":`...)
 	b = strconv.AppendInt(b, t.UnixMilli(), 10)
+	// A trip takes about three minutes a mile, plus traffic.
+	trip := time.Duration(dist)*time.Minute*3/100 + time.Duration(rng.Int64N(int64(10*time.Minute)))
+	b = append(b, `,"tpep_dropoff_datetime":`...)
+	b = strconv.AppendInt(b, t.Add(trip).UnixMilli(), 10)
 	b = append(b, '}')
 	return b
 }

@@ -242,7 +242,8 @@ func (e *ConnError) Unwrap() error { return e.Err }
 const CheckTimeout = 15 * time.Second
 
 // ReadyBrokers is the /readyz condition, in every command that serves one,
-// that a broker answers with the connection's settings (Watch).
+// that a broker answers with the connection's settings (Check, watched by
+// ops.Readiness.Watch).
 const ReadyBrokers = "brokers"
 
 // Check connects to every bootstrap broker at once with c's TLS and SASL
@@ -390,19 +391,6 @@ func (c Conn) classify(addr string, err error) *ConnError {
 		return e("the broker refused the TLS handshake", "--kafka-tls-cert-file", "--kafka-tls-key-file", "--kafka-tls-ca-file")
 	}
 	return nil
-}
-
-// Watch checks every interval, until ctx ends, that a broker answers with
-// c's settings (Check), and reports the result: nil, or why not.
-func (c Conn) Watch(ctx context.Context, every time.Duration, report func(error)) {
-	for {
-		report(c.Check(ctx))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
-	}
 }
 
 // Await checks (Check) every interval until a broker answers (nil), a

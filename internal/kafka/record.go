@@ -153,18 +153,17 @@ func ResolveSpec(client sarama.Client, admin sarama.ClusterAdmin, given pipeline
 
 // AwaitSpec is ResolveSpec without creating: while the pipeline has no
 // record (and no topics of an older release), it calls waiting with the
-// reason once and polls every interval until the record appears or ctx ends.
+// reason at every poll, every interval, until the record appears or ctx
+// ends.
 func AwaitSpec(ctx context.Context, client sarama.Client, admin sarama.ClusterAdmin, given pipeline.Spec, set []string,
 	interval time.Duration, waiting func(error)) (pipeline.Spec, error) {
-	for logged := false; ; logged = true {
+	for {
 		spec, err := ResolveSpec(client, admin, given, set, false, 0)
 		var none *NoRecordError
 		if !errors.As(err, &none) || len(none.Legacy) > 0 {
 			return spec, err
 		}
-		if !logged {
-			waiting(err)
-		}
+		waiting(err)
 		select {
 		case <-ctx.Done():
 			return spec, fmt.Errorf("waiting for the record of pipeline %q: %w", given.Prefix, ctx.Err())

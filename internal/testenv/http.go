@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FreeAddr returns a loopback address with a port nobody listens on now.
@@ -50,3 +51,24 @@ func Readyz(addr string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
+
+// AwaitReadyz polls http://addr/readyz until want accepts its status code and
+// body or limit passes, and returns the last reply and whether want accepted
+// it: readiness follows background work, so a test waits for the state it
+// expects instead of reading it once.
+func AwaitReadyz(addr string, limit time.Duration, want func(code int, body string) bool) (int, string, bool) {
+	deadline := time.Now().Add(limit)
+	for {
+		code, body := Readyz(addr)
+		if want(code, body) {
+			return code, body, true
+		}
+		if time.Now().After(deadline) {
+			return code, body, false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Ready accepts a 200 from /readyz (for AwaitReadyz).
+func Ready(code int, _ string) bool { return code == http.StatusOK }
