@@ -42,7 +42,6 @@ func Run(ctx context.Context, t *Topology, stages []string) error {
 		g.Go(func() error { return t.runStage(ctx, s, graphs[s]) })
 	}
 	g.Go(func() error { return t.guard.Wait(ctx) })
-	g.Go(func() error { t.Ready.Watch(ctx, kafka.ReadyBrokers, 5*time.Second, t.Kafka.Check); return nil })
 	g.Go(func() error { t.logProgress(ctx, 10*time.Second); return nil })
 	g.Go(func() error { t.exportLag(ctx, stages, t.LagInterval); return nil })
 	if t.IdleHeartbeat > 0 && slices.Contains(stages, StageClock) {

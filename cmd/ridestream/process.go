@@ -59,23 +59,38 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := checkKafka(ctx, log, conn, false); err != nil {
+	if err := checkKafka(ctx, log, conn, true); err != nil {
 		return err
 	}
-	err = conn.WithCluster(cfg.Prefix+"-admin", func(client sarama.Client, admin sarama.ClusterAdmin) error {
-		cfg.Spec, err = kafka.ResolveSpec(client, admin, spec, set, true, cfg.Replication)
-		return err
+	cfg.Ready = ops.NewReadiness(append(st, "pipeline", kafka.ReadyBrokers)...)
+	return runWithOps(ctx, *httpAddr, cfg.Ready, log, func(ctx context.Context) error {
+		go cfg.Ready.Watch(ctx, kafka.ReadyBrokers, 5*time.Second, conn.Check)
+		// The cluster may be down or electing leaders: that is waited
+		// out; a wrong setting or a drifting spec ends the command.
+		waiting := ops.NewWaitLog(log, 10*time.Second)
+		var t *processors.Topology
+		err := kafka.RetryTransient(ctx, func(err error) {
+			cfg.Ready.Set("pipeline", "waiting for the cluster: "+err.Error())
+			waiting.Say("the cluster does not answer yet; retrying", "err", err)
+		}, func() error {
+			err := conn.WithCluster(cfg.Prefix+"-admin", func(client sarama.Client, admin sarama.ClusterAdmin) error {
+				var err error
+				cfg.Spec, err = kafka.ResolveSpec(client, admin, spec, set, true, cfg.Replication)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			t, err = processors.Setup(cfg)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		cfg.Ready.Set("pipeline", "")
+		log.Info("pipeline", "prefix", cfg.Prefix, "spec", cfg.Spec.Summary())
+		return processors.Run(ctx, t, st)
 	})
-	if err != nil {
-		return err
-	}
-	log.Info("pipeline", "prefix", cfg.Prefix, "spec", cfg.Spec.Summary())
-	cfg.Ready = ops.NewReadiness(append(st, kafka.ReadyBrokers)...)
-	t, err := processors.Setup(cfg)
-	if err != nil {
-		return err
-	}
-	return runWithOps(ctx, *httpAddr, cfg.Ready, log, func(ctx context.Context) error { return processors.Run(ctx, t, st) })
 }
 
 // runWithOps runs fn beside the ops HTTP server; both stop when either ends.

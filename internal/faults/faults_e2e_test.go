@@ -261,6 +261,10 @@ func TestBrokerRestart(t *testing.T) {
 	ps.start("process", "process.log", append(p.ProcessArgs("proc-br"), "--http-addr", procAddr)...)
 	ps.start("sink", "sink.log", append(p.SinkArgs(), "--http-addr", sinkAddr)...)
 	p.Started = time.Now()
+	// Mid-run: the processors are running and a fifth of the input is in.
+	if code, body, ok := testenv.AwaitReadyz(procAddr, 2*time.Minute, testenv.Ready); !ok {
+		t.Fatalf("process not ready on %s: %d %s\n%s", b.Kind, code, body, ps.all[0].Tail(3000))
+	}
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		if applied, _ := p.Counts(t); applied > p.Total/5 {
 			break

@@ -152,15 +152,15 @@ func ResolveSpec(client sarama.Client, admin sarama.ClusterAdmin, given pipeline
 }
 
 // AwaitSpec is ResolveSpec without creating: while the pipeline has no
-// record (and no topics of an older release), it calls waiting with the
-// reason at every poll, every interval, until the record appears or ctx
-// ends.
+// record (and no topics of an older release), or the cluster cannot say
+// (Transient), it calls waiting with the reason at every poll, every
+// interval, until the record appears or ctx ends.
 func AwaitSpec(ctx context.Context, client sarama.Client, admin sarama.ClusterAdmin, given pipeline.Spec, set []string,
 	interval time.Duration, waiting func(error)) (pipeline.Spec, error) {
 	for {
 		spec, err := ResolveSpec(client, admin, given, set, false, 0)
 		var none *NoRecordError
-		if !errors.As(err, &none) || len(none.Legacy) > 0 {
+		if (!errors.As(err, &none) || len(none.Legacy) > 0) && !Transient(err) {
 			return spec, err
 		}
 		waiting(err)
