@@ -73,17 +73,8 @@ func (t *Topology) routeInput(ctx goka.Context, msg any) {
 }
 
 func amountsOf(r ride.Ride) pipeline.Amounts {
-	a := pipeline.Amounts{Zone: r.PULocationID, Cents: r.TotalCents}
-	if r.Has&ride.HasDistance != 0 {
-		a.DistCenti = r.DistanceCenti
-	}
-	if r.Has&ride.HasTip != 0 {
-		a.TipCents = r.TipCents
-	}
-	if r.Has&ride.HasPassengers != 0 {
-		a.Passengers = int64(r.PassengerCount)
-	}
-	return a
+	return pipeline.Amounts{Zone: int32(r.Vals[ride.PULocationID]), Cents: r.Vals[ride.TotalAmount],
+		DistCenti: r.Vals[ride.TripDistance], TipCents: r.Vals[ride.TipAmount], Passengers: r.Vals[ride.PassengerCount]}
 }
 
 // clock applies a batch of records to its source's stream time, or a window

@@ -8,11 +8,14 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ridestream/ridestream/internal/ride"
 )
 
 //go:embed migrations/*.sql
@@ -111,6 +114,27 @@ func Migrate(ctx context.Context, conn *pgx.Conn) ([]int, error) {
 			return ran, fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
 		ran = append(ran, m.Version)
+	}
+	// The rides table has a column for every field the decoder reads
+	// (ride.Fields): a field added there is added here.
+	// Only a missing column is added: ALTER TABLE locks the table even when
+	// it has nothing to do.
+	rows, err = conn.Query(ctx, `SELECT column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'rides'`)
+	if err != nil {
+		return ran, fmt.Errorf("read the rides table's columns: %w", err)
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return ran, fmt.Errorf("read the rides table's columns: %w", err)
+	}
+	for _, f := range ride.Fields {
+		if slices.Contains(have, f.Column) {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "ALTER TABLE rides ADD COLUMN IF NOT EXISTS "+pgx.Identifier{f.Column}.Sanitize()+" "+f.SQLType); err != nil {
+			return ran, fmt.Errorf("add column %s to rides: %w", f.Column, err)
+		}
 	}
 	return ran, nil
 }

@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,15 +52,14 @@ func MeasureCeiling(ctx context.Context, url string, rows, batch int) (Ceiling, 
 		all = append(all, rideRow{partition: 0, offset: int64(len(all)), r: rec.Ride, windowStart: spec.Start(rec.EventMs)})
 	}
 	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS bench_copy (LIKE rides INCLUDING DEFAULTS INCLUDING INDEXES);
-		ALTER TABLE bench_copy ALTER COLUMN trip_distance TYPE bigint, ALTER COLUMN fare_amount TYPE bigint,
-		ALTER COLUMN tip_amount TYPE bigint, ALTER COLUMN tolls_amount TYPE bigint, ALTER COLUMN total_amount TYPE bigint;
+		`+benchCopyIntegers()+`
 		TRUNCATE bench_copy`); err != nil {
 		return c, fmt.Errorf("create bench_copy: %w", err)
 	}
 	start := time.Now()
 	for lo := 0; lo < len(all); lo += batch {
 		part := all[lo:min(lo+batch, len(all))]
-		vals := make([]any, 15)
+		vals := make([]any, numRideColumns)
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			_, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, rideTableColumns,
 				pgx.CopyFromSlice(len(part), func(i int) ([]any, error) { return rideValues(&part[i], vals), nil }))
@@ -91,4 +91,16 @@ func MeasureCeiling(ctx context.Context, url string, rows, batch int) (Ceiling, 
 		*p.rate = float64(len(all)) / time.Since(start).Seconds()
 	}
 	return c, nil
+}
+
+// benchCopyIntegers alters bench_copy's hundredths columns to bigint, so the
+// plain COPY writes the same integers the staging path does.
+func benchCopyIntegers() string {
+	var alter []string
+	for _, f := range ride.Fields {
+		if f.Kind == ride.Hundredths {
+			alter = append(alter, "ALTER COLUMN "+f.Column+" TYPE bigint")
+		}
+	}
+	return "ALTER TABLE bench_copy " + strings.Join(alter, ", ") + ";"
 }

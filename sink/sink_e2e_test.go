@@ -13,6 +13,7 @@ import (
 
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"
+	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/testenv"
 )
 
@@ -201,8 +202,12 @@ func verify(t *testing.T, pool *pgxpool.Pool, rule model.Rule, parts [][][]byte)
 		if r.DistCenti != nil {
 			dist = *r.DistCenti
 		}
-		if !ok || r.Pickup.UnixMilli() != m.Ride.PickupMs || r.PU != m.Ride.PULocationID || r.TotalCents != m.Ride.TotalCents ||
-			dist != m.Ride.DistanceCenti || r.WindowStart.UnixMilli() != m.WindowStart || r.Late != m.Late {
+		mDist, hasDist := m.Ride.Get(ride.TripDistance)
+		if !hasDist {
+			mDist = -1
+		}
+		if !ok || r.Pickup.UnixMilli() != m.Ride.PickupMs || int64(r.PU) != m.Ride.Vals[ride.PULocationID] || r.TotalCents != m.Ride.Vals[ride.TotalAmount] ||
+			dist != mDist || r.WindowStart.UnixMilli() != m.WindowStart || r.Late != m.Late {
 			if bad++; bad <= 5 {
 				t.Errorf("ride p%d@%d: got %+v, model %+v (present %v)", r.P, r.O, r, m, ok)
 			}

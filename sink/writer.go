@@ -259,12 +259,10 @@ func (w *writer) commit(ctx context.Context) error {
 
 // stagingDDL creates the per-connection staging tables. Amounts travel as
 // integer cents and are converted to numeric by the INSERT … SELECT.
-const stagingDDL = `
+var stagingDDL = `
 CREATE TEMP TABLE IF NOT EXISTS rides_stage (
     src_partition integer, src_offset bigint, pickup_at timestamptz, dropoff_at timestamptz,
-    pu_location_id integer, do_location_id integer, distance_centi bigint, passenger_count integer,
-    vendor_id integer, fare_cents bigint, tip_cents bigint, tolls_cents bigint, total_cents bigint,
-    window_start timestamptz, is_late boolean) ON COMMIT DELETE ROWS;
+    ` + rideStageFieldColumns + `, window_start timestamptz, is_late boolean) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rejected_stage (
     src_partition integer, src_offset bigint, raw bytea, error text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS late_stage (
@@ -276,15 +274,6 @@ CREATE TEMP TABLE IF NOT EXISTS finals_stage (
     revenue_cents bigint, distance_centi bigint, tips_cents bigint, passengers bigint) ON COMMIT DELETE ROWS;`
 
 const (
-	insertRides = `INSERT INTO rides (src_partition, src_offset, pickup_at, dropoff_at, pu_location_id,
-    do_location_id, trip_distance, passenger_count, vendor_id, fare_amount, tip_amount, tolls_amount,
-    total_amount, window_start, is_late)
-SELECT src_partition, src_offset, pickup_at, dropoff_at, pu_location_id, do_location_id,
-    distance_centi::numeric / 100, passenger_count, vendor_id, fare_cents::numeric / 100,
-    tip_cents::numeric / 100, tolls_cents::numeric / 100, total_cents::numeric / 100, window_start, is_late
-FROM rides_stage ORDER BY src_partition, src_offset
-ON CONFLICT (src_partition, src_offset) DO NOTHING`
-
 	insertRejected = `INSERT INTO rejected_input (src_partition, src_offset, raw, error)
 SELECT src_partition, src_offset, raw, error FROM rejected_stage ORDER BY src_partition, src_offset
 ON CONFLICT (src_partition, src_offset) DO NOTHING`
@@ -373,7 +362,7 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int) error
 				"window_end", "stream_time", "late_by_ms"},
 			pgx.CopyFromSlice(len(late), func(i int) ([]any, error) {
 				l := &late[i]
-				return []any{l.partition, l.offset, optTime(l.r.Has&ride.HasPickup != 0, l.r.PickupMs), l.r.PULocationID, l.r.TotalCents,
+				return []any{l.partition, l.offset, optTime(l.r.Has&ride.HasPickup != 0, l.r.PickupMs), l.r.Vals[ride.PULocationID], l.r.Vals[ride.TotalAmount],
 					time.UnixMilli(l.windowStart), time.UnixMilli(l.windowEnd), time.UnixMilli(l.streamTime), l.lateByMs}, nil
 			}))
 		if err != nil {
@@ -428,7 +417,7 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int) error
 // goes through staging with ON CONFLICT DO NOTHING. Both paths leave the
 // same rows; the direct one costs PostgreSQL about half as much.
 func writeRides(ctx context.Context, tx pgx.Tx, rides []rideRow, path int) error {
-	vals := make([]any, 15)
+	vals := make([]any, numRideColumns)
 	if path == pathDirect {
 		sp, err := tx.Begin(ctx)
 		if err != nil {
@@ -461,44 +450,90 @@ func writeRides(ctx context.Context, tx pgx.Tx, rides []rideRow, path int) error
 
 const uniqueViolation = "23505" // SQLSTATE unique_violation
 
-// rideTableColumns are the rides table's columns, in rideValues' order.
-var rideTableColumns = []string{"src_partition", "src_offset", "pickup_at", "dropoff_at", "pu_location_id", "do_location_id",
-	"trip_distance", "passenger_count", "vendor_id", "fare_amount", "tip_amount", "tolls_amount",
-	"total_amount", "window_start", "is_late"}
+// The rides table's columns and their values are generated from the
+// decoder's field table (ride.Fields): a new field is a column here with no
+// change to this file. Staging columns hold the fields as integers
+// (hundredths for money and miles); the INSERT … SELECT scales them.
+var (
+	// rideTableColumns are the rides table's columns, in rideValues' order.
+	rideTableColumns = rideColumnList(func(f ride.Field) string { return f.Column })
+	// rideColumns are the staging table's columns, in the same order.
+	rideColumns = rideColumnList(func(f ride.Field) string { return stageColumn(f) })
+	// rideStageFieldColumns declares the fields' staging columns.
+	rideStageFieldColumns = func() string {
+		var cols []string
+		for _, f := range ride.Fields {
+			cols = append(cols, stageColumn(f)+" bigint")
+		}
+		return strings.Join(cols, ", ")
+	}()
+	insertRides = func() string {
+		var sel []string
+		for _, f := range ride.Fields {
+			if f.Kind == ride.Hundredths {
+				sel = append(sel, stageColumn(f)+"::numeric / 100")
+			} else {
+				sel = append(sel, stageColumn(f))
+			}
+		}
+		return `INSERT INTO rides (` + strings.Join(rideTableColumns, ", ") + `)
+SELECT src_partition, src_offset, pickup_at, dropoff_at, ` + strings.Join(sel, ", ") + `, window_start, is_late
+FROM rides_stage ORDER BY src_partition, src_offset
+ON CONFLICT (src_partition, src_offset) DO NOTHING`
+	}()
+)
 
-// rideTableValues is rideValues with the amounts as numeric.
+// rideColumnList is src_partition, src_offset, pickup_at, dropoff_at, the
+// fields' columns (named by col), window_start, is_late.
+func rideColumnList(col func(ride.Field) string) []string {
+	cols := []string{"src_partition", "src_offset", "pickup_at", "dropoff_at"}
+	for _, f := range ride.Fields {
+		cols = append(cols, col(f))
+	}
+	return append(cols, "window_start", "is_late")
+}
+
+// stageColumn is a field's staging column: its integer form.
+func stageColumn(f ride.Field) string {
+	if f.Kind == ride.Hundredths {
+		return f.Column + "_x100"
+	}
+	return f.Column
+}
+
+// rideFieldsAt is the index of the first field in rideValues.
+const rideFieldsAt = 4
+
+// numRideColumns is how many values rideValues fills.
+const numRideColumns = rideFieldsAt + int(ride.NumFields) + 2
+
+// rideTableValues is rideValues with the hundredths as numeric.
 func rideTableValues(row *rideRow, vals []any) []any {
 	rideValues(row, vals)
-	for _, i := range [...]int{6, 9, 10, 11, 12} {
-		if v, ok := vals[i].(int64); ok {
-			vals[i] = cents(v)
+	for i, f := range ride.Fields {
+		if v, ok := vals[rideFieldsAt+i].(int64); ok && f.Kind == ride.Hundredths {
+			vals[rideFieldsAt+i] = cents(v)
 		}
 	}
 	return vals
 }
 
-// rideColumns are the staging columns of a ride row, in rideValues' order.
-var rideColumns = []string{"src_partition", "src_offset", "pickup_at", "dropoff_at", "pu_location_id", "do_location_id",
-	"distance_centi", "passenger_count", "vendor_id", "fare_cents", "tip_cents", "tolls_cents",
-	"total_cents", "window_start", "is_late"}
-
-// rideValues fills vals (len 15) with row's staging values.
+// rideValues fills vals (len numRideColumns) with row's staging values:
+// absent fields are NULL.
 func rideValues(row *rideRow, vals []any) []any {
 	r := &row.r
 	vals[0], vals[1] = row.partition, row.offset
 	vals[2] = optTime(r.Has&ride.HasPickup != 0, r.PickupMs)
 	vals[3] = optTime(r.Has&ride.HasDropoff != 0, r.DropoffMs)
-	vals[4] = r.PULocationID
-	vals[5] = opt32(r.Has&ride.HasDOLocation != 0, r.DOLocationID)
-	vals[6] = opt64(r.Has&ride.HasDistance != 0, r.DistanceCenti)
-	vals[7] = opt32(r.Has&ride.HasPassengers != 0, r.PassengerCount)
-	vals[8] = opt32(r.Has&ride.HasVendor != 0, r.VendorID)
-	vals[9] = opt64(r.Has&ride.HasFare != 0, r.FareCents)
-	vals[10] = opt64(r.Has&ride.HasTip != 0, r.TipCents)
-	vals[11] = opt64(r.Has&ride.HasTolls != 0, r.TollsCents)
-	vals[12] = r.TotalCents
-	vals[13] = time.UnixMilli(row.windowStart)
-	vals[14] = row.late
+	for i := range ride.Fields {
+		if v, ok := r.Get(ride.FieldID(i)); ok {
+			vals[rideFieldsAt+i] = v
+		} else {
+			vals[rideFieldsAt+i] = nil
+		}
+	}
+	vals[rideFieldsAt+int(ride.NumFields)] = time.UnixMilli(row.windowStart)
+	vals[rideFieldsAt+int(ride.NumFields)+1] = row.late
 	return vals
 }
 
@@ -507,20 +542,6 @@ func optTime(ok bool, ms int64) any {
 		return nil
 	}
 	return time.UnixMilli(ms)
-}
-
-func opt32(ok bool, v int32) any {
-	if !ok {
-		return nil
-	}
-	return v
-}
-
-func opt64(ok bool, v int64) any {
-	if !ok {
-		return nil
-	}
-	return v
 }
 
 // loadProgress reads the stored progress of the given partitions.

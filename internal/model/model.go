@@ -201,20 +201,15 @@ func Finals(rule Rule, partitions [][][]byte, res Result) map[FinalKey]FinalRow 
 		if end+lateness > closedTo {
 			continue
 		}
-		k := FinalKey{r.WindowStart, r.Ride.PULocationID}
+		zone := int32(r.Ride.Vals[ride.PULocationID])
+		k := FinalKey{r.WindowStart, zone}
 		f := out[k]
-		f.WindowStart, f.WindowEnd, f.Zone = r.WindowStart, end, r.Ride.PULocationID
+		f.WindowStart, f.WindowEnd, f.Zone = r.WindowStart, end, zone
 		f.Trips++
-		f.Cents += r.Ride.TotalCents
-		if r.Ride.Has&ride.HasDistance != 0 {
-			f.DistCenti += r.Ride.DistanceCenti
-		}
-		if r.Ride.Has&ride.HasTip != 0 {
-			f.TipCents += r.Ride.TipCents
-		}
-		if r.Ride.Has&ride.HasPassengers != 0 {
-			f.Passengers += int64(r.Ride.PassengerCount)
-		}
+		f.Cents += r.Ride.Vals[ride.TotalAmount]
+		f.DistCenti += r.Ride.Vals[ride.TripDistance]
+		f.TipCents += r.Ride.Vals[ride.TipAmount]
+		f.Passengers += r.Ride.Vals[ride.PassengerCount]
 		out[k] = f
 	}
 	return out

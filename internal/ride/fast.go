@@ -3,6 +3,7 @@ package ride
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 )
@@ -89,8 +90,12 @@ func slowWire(b []byte, w *wire, custom string) (json.RawMessage, error) {
 		marker += `\u0000`
 	}
 	clean, replaced := replaceNonFinite(b, marker)
-	if err := json.Unmarshal(clean, w); err != nil {
+	v := reflect.New(wireStruct)
+	if err := json.Unmarshal(clean, v.Interface()); err != nil {
 		return nil, err
+	}
+	for i := range numWire {
+		w[i] = v.Elem().Field(i).Interface().(json.RawMessage)
 	}
 	var event json.RawMessage
 	if custom != "" {
@@ -108,9 +113,8 @@ func slowWire(b []byte, w *wire, custom string) (json.RawMessage, error) {
 				}
 			}
 		}
-		v := reflect.ValueOf(w).Elem()
-		for i := range v.NumField() {
-			restore(v.Field(i).Addr().Interface().(*json.RawMessage))
+		for i := range w {
+			restore(&w[i])
 		}
 		restore(&event)
 	}
@@ -244,57 +248,52 @@ func numberEnd(b []byte, i int) int {
 	return i
 }
 
-// wireNames are the JSON names of wire's fields, in field order.
-var wireNames = [...]string{"heartbeat", "tpep_pickup_datetime", "lpep_pickup_datetime", "pickup_datetime",
-	"tpep_dropoff_datetime", "lpep_dropoff_datetime", "dropoff_datetime", "PULocationID", "DOLocationID",
-	"trip_distance", "passenger_count", "VendorID", "total_amount", "fare_amount", "tip_amount", "tolls_amount"}
+// wireNames are the JSON names of wire's entries, in index order.
+var wireNames = func() [numWire]string {
+	n := [numWire]string{"heartbeat", "tpep_pickup_datetime", "lpep_pickup_datetime", "pickup_datetime",
+		"tpep_dropoff_datetime", "lpep_dropoff_datetime", "dropoff_datetime"}
+	for i, f := range Fields {
+		n[wFields+i] = f.Name
+	}
+	return n
+}()
 
-// field returns the field named exactly key, or nil.
+// wireIndex maps a JSON name to its wire index.
+var wireIndex = func() map[string]int {
+	m := make(map[string]int, numWire)
+	for i, n := range wireNames {
+		m[n] = i
+	}
+	return m
+}()
+
+// field returns the entry named exactly key, or nil.
 func (w *wire) field(key []byte) *json.RawMessage {
-	switch string(key) {
-	case "heartbeat":
-		return &w.Heartbeat
-	case "tpep_pickup_datetime":
-		return &w.Pickup
-	case "lpep_pickup_datetime":
-		return &w.LPickup
-	case "pickup_datetime":
-		return &w.AnyPickup
-	case "tpep_dropoff_datetime":
-		return &w.Dropoff
-	case "lpep_dropoff_datetime":
-		return &w.LDropoff
-	case "dropoff_datetime":
-		return &w.AnyDropoff
-	case "PULocationID":
-		return &w.PU
-	case "DOLocationID":
-		return &w.DO
-	case "trip_distance":
-		return &w.Distance
-	case "passenger_count":
-		return &w.Passengers
-	case "VendorID":
-		return &w.Vendor
-	case "total_amount":
-		return &w.Total
-	case "fare_amount":
-		return &w.Fare
-	case "tip_amount":
-		return &w.Tip
-	case "tolls_amount":
-		return &w.Tolls
+	if i, ok := wireIndex[string(key)]; ok {
+		return &w[i]
 	}
 	return nil
 }
 
-// byName returns the raw value of the field whose JSON name is name.
+// byName returns the raw value of the entry whose JSON name is name.
 func (w *wire) byName(name string) json.RawMessage {
 	if f := w.field([]byte(name)); f != nil {
 		return *f
 	}
 	return nil
 }
+
+// wireStruct is the struct encoding/json fills for the fallback: one
+// RawMessage field per wire entry, tagged with its JSON name (so keys match
+// as encoding/json matches them: exactly, else ignoring case).
+var wireStruct = func() reflect.Type {
+	fields := make([]reflect.StructField, numWire)
+	for i, n := range wireNames {
+		fields[i] = reflect.StructField{Name: fmt.Sprintf("F%d", i), Type: reflect.TypeFor[json.RawMessage](),
+			Tag: reflect.StructTag(`json:"` + n + `"`)}
+	}
+	return reflect.StructOf(fields)
+}()
 
 // foldsToField says whether encoding/json would match key to a field
 // case-insensitively (keys here are ASCII).

@@ -29,38 +29,32 @@ const (
 	KindHeartbeat
 )
 
-// Optional fields a ride may carry; Ride.Has reports which are present.
+// Ride is one valid ride. Times are epoch milliseconds (UTC); the numeric
+// fields (Fields) are in Vals, amounts and distances as integer hundredths.
+// A field absent from the message is zero in Vals and unset in Has.
+type Ride struct {
+	PickupMs  int64
+	DropoffMs int64
+	Vals      [NumFields]int64
+	// Has has bit f set when field f is present, and HasPickup and
+	// HasDropoff for the times.
+	Has uint32
+}
+
+// Presence bits of the times in Ride.Has (the fields use bits 0…NumFields-1).
 const (
-	HasDropoff uint16 = 1 << iota
-	HasDOLocation
-	HasDistance
-	HasPassengers
-	HasVendor
-	HasFare
-	HasTip
-	HasTolls
 	// HasPickup is set on every ride whose event time is its pickup time
 	// (the default); with --event-time-field the pickup is optional.
-	HasPickup
+	HasPickup uint32 = 1 << 30
+	// HasDropoff is set when the ride has a dropoff time.
+	HasDropoff uint32 = 1 << 31
 )
 
-// Ride is one valid ride. Times are epoch milliseconds (UTC), amounts integer
-// cents, distance integer hundredths of a mile. Optional fields are zero
-// unless their bit is set in Has.
-type Ride struct {
-	PickupMs       int64
-	DropoffMs      int64
-	PULocationID   int32
-	DOLocationID   int32
-	DistanceCenti  int64
-	PassengerCount int32
-	VendorID       int32
-	TotalCents     int64
-	FareCents      int64
-	TipCents       int64
-	TollsCents     int64
-	Has            uint16
-}
+// Bit is the presence bit of field f in Ride.Has.
+func Bit(f FieldID) uint32 { return 1 << f }
+
+// Get returns field f's value and whether the ride has it.
+func (r *Ride) Get(f FieldID) (int64, bool) { return r.Vals[f], r.Has&Bit(f) != 0 }
 
 // Record is a decoded message: a ride or a heartbeat, with its event time.
 type Record struct {
@@ -101,28 +95,23 @@ const MaxAbsDistanceCenti = 10_000_000
 // without being parsed.
 const MaxMessageBytes = 1 << 20
 
-// wire is the JSON shape; RawMessage keeps "absent", "null" and the original
-// number text apart.
-type wire struct {
-	Heartbeat json.RawMessage `json:"heartbeat"`
+// wire holds the raw values of the message's keys that the decoder reads,
+// indexed like wireNames; RawMessage keeps "absent", "null" and the
+// original number text apart.
+type wire [numWire]json.RawMessage
 
-	Pickup     json.RawMessage `json:"tpep_pickup_datetime"`
-	LPickup    json.RawMessage `json:"lpep_pickup_datetime"`
-	AnyPickup  json.RawMessage `json:"pickup_datetime"`
-	Dropoff    json.RawMessage `json:"tpep_dropoff_datetime"`
-	LDropoff   json.RawMessage `json:"lpep_dropoff_datetime"`
-	AnyDropoff json.RawMessage `json:"dropoff_datetime"`
-
-	PU         json.RawMessage `json:"PULocationID"`
-	DO         json.RawMessage `json:"DOLocationID"`
-	Distance   json.RawMessage `json:"trip_distance"`
-	Passengers json.RawMessage `json:"passenger_count"`
-	Vendor     json.RawMessage `json:"VendorID"`
-	Total      json.RawMessage `json:"total_amount"`
-	Fare       json.RawMessage `json:"fare_amount"`
-	Tip        json.RawMessage `json:"tip_amount"`
-	Tolls      json.RawMessage `json:"tolls_amount"`
-}
+// Indexes of wire: the heartbeat and the times, then the fields.
+const (
+	wHeartbeat = iota
+	wPickup
+	wLPickup
+	wAnyPickup
+	wDropoff
+	wLDropoff
+	wAnyDropoff
+	wFields // field f is at wFields + f
+	numWire = wFields + int(NumFields)
+)
 
 // Options are the decoder's settings; both are part of a pipeline's spec, so
 // every process decodes the same log the same way.
@@ -176,8 +165,8 @@ func (o Options) Decode(value []byte) (Record, error) {
 		}
 	}
 
-	if present(w.Heartbeat) {
-		ms, err := o.parseTime(w.Heartbeat)
+	if present(w[wHeartbeat]) {
+		ms, err := o.parseTime(w[wHeartbeat])
 		if err != nil {
 			return Record{}, &DecodeError{Field: "heartbeat", Reason: err.Error()}
 		}
@@ -187,9 +176,9 @@ func (o Options) Decode(value []byte) (Record, error) {
 	var r Ride
 	var err error
 	pickField, pick := firstPresent(
-		"tpep_pickup_datetime", w.Pickup,
-		"lpep_pickup_datetime", w.LPickup,
-		"pickup_datetime", w.AnyPickup)
+		"tpep_pickup_datetime", w[wPickup],
+		"lpep_pickup_datetime", w[wLPickup],
+		"pickup_datetime", w[wAnyPickup])
 	switch {
 	case o.EventTimeField != "" && (pick == nil || missingValue(pick)):
 		// The event time is elsewhere: the pickup is an optional field.
@@ -205,9 +194,9 @@ func (o Options) Decode(value []byte) (Record, error) {
 	}
 
 	if dropField, drop := firstPresent(
-		"tpep_dropoff_datetime", w.Dropoff,
-		"lpep_dropoff_datetime", w.LDropoff,
-		"dropoff_datetime", w.AnyDropoff); drop != nil && !missingValue(drop) {
+		"tpep_dropoff_datetime", w[wDropoff],
+		"lpep_dropoff_datetime", w[wLDropoff],
+		"dropoff_datetime", w[wAnyDropoff]); drop != nil && !missingValue(drop) {
 		ms, err := o.parseTime(drop)
 		if err != nil {
 			return Record{}, &DecodeError{Field: dropField, Reason: err.Error()}
@@ -216,63 +205,34 @@ func (o Options) Decode(value []byte) (Record, error) {
 		r.Has |= HasDropoff
 	}
 
-	if !present(w.PU) {
-		return Record{}, &DecodeError{Field: "PULocationID", Reason: "missing"}
-	}
-	if r.PULocationID, err = parseInt32(w.PU); err != nil {
-		return Record{}, &DecodeError{Field: "PULocationID", Reason: err.Error()}
-	}
-	if !present(w.Total) {
-		return Record{}, &DecodeError{Field: "total_amount", Reason: "missing"}
-	}
-	if r.TotalCents, err = parseCenti(w.Total, MaxAbsCents); err != nil {
-		return Record{}, &DecodeError{Field: "total_amount", Reason: err.Error()}
-	}
-
-	optionalInts := []struct {
-		name string
-		raw  json.RawMessage
-		dst  *int32
-		bit  uint16
-	}{
-		{"DOLocationID", w.DO, &r.DOLocationID, HasDOLocation},
-		{"passenger_count", w.Passengers, &r.PassengerCount, HasPassengers},
-		{"VendorID", w.Vendor, &r.VendorID, HasVendor},
-	}
-	for _, f := range optionalInts {
-		if !present(f.raw) || missingValue(f.raw) {
-			continue
+	// The required fields first, then the optional ones in table order: the
+	// first field at fault names the rejection.
+	for _, required := range [...]bool{true, false} {
+		for i, f := range Fields {
+			if f.Required != required {
+				continue
+			}
+			raw := w[wFields+i]
+			switch {
+			case !present(raw) && f.Required:
+				return Record{}, &DecodeError{Field: f.Name, Reason: "missing"}
+			case !present(raw) || (!f.Required && missingValue(raw)):
+				continue
+			}
+			var v int64
+			if f.Kind == Integer {
+				var x int32
+				x, err = parseInt32(raw)
+				v = int64(x)
+			} else {
+				v, err = parseCenti(raw, f.Limit)
+			}
+			if err != nil {
+				return Record{}, &DecodeError{Field: f.Name, Reason: err.Error()}
+			}
+			r.Vals[i] = v
+			r.Has |= Bit(FieldID(i))
 		}
-		v, err := parseInt32(f.raw)
-		if err != nil {
-			return Record{}, &DecodeError{Field: f.name, Reason: err.Error()}
-		}
-		*f.dst = v
-		r.Has |= f.bit
-	}
-
-	optionalCenti := []struct {
-		name  string
-		raw   json.RawMessage
-		dst   *int64
-		bit   uint16
-		limit int64
-	}{
-		{"trip_distance", w.Distance, &r.DistanceCenti, HasDistance, MaxAbsDistanceCenti},
-		{"fare_amount", w.Fare, &r.FareCents, HasFare, MaxAbsCents},
-		{"tip_amount", w.Tip, &r.TipCents, HasTip, MaxAbsCents},
-		{"tolls_amount", w.Tolls, &r.TollsCents, HasTolls, MaxAbsCents},
-	}
-	for _, f := range optionalCenti {
-		if !present(f.raw) || missingValue(f.raw) {
-			continue
-		}
-		v, err := parseCenti(f.raw, f.limit)
-		if err != nil {
-			return Record{}, &DecodeError{Field: f.name, Reason: err.Error()}
-		}
-		*f.dst = v
-		r.Has |= f.bit
 	}
 
 	eventMs := r.PickupMs
