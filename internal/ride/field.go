@@ -77,4 +77,3 @@ func FieldByName(name string) (FieldID, bool) {
 	}
 	return 0, false
 }
-
