@@ -3,10 +3,13 @@ package processors
 import (
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/pipeline"
@@ -56,10 +59,13 @@ func (w *heartbeatWriter) Close() { _ = w.p.Close() }
 
 // EndOfInput computes the heartbeat that finishes a bounded input of the
 // pipeline spec: it reads every partition of the input up to its end now,
-// applies the window rule to find each partition's stream time, and returns
-// the end of the window holding the highest of them plus the allowed
-// lateness, so that every window with rides closes on every partition. It
-// also returns that highest stream time. The result depends on the log
+// applies the stream-time rule to find each partition's stream time, and
+// returns the time that closes everything the highest of them holds, in
+// every aggregation: the end of its tumbling window plus L, or for sessions
+// the time itself plus the gap and L. It also returns that highest stream
+// time. A ride that still waits for the rides after it (a jump) is decided
+// by the heartbeat itself; if that moves a stream time higher, the
+// heartbeat is computed again from it. The result depends on the log
 // alone, so it is the same whoever computes it.
 //
 // Reading a long input takes a while: it logs its progress to log every few
@@ -70,6 +76,7 @@ func EndOfInput(conn kafka.Conn, spec pipeline.Spec, log *slog.Logger) (at, high
 		return 0, 0, err
 	}
 	defer client.Close()
+	stream := spec.Window.Stream()
 	clocks := map[int32]*window.Clock{}
 	var read int64
 	progress := ops.NewWaitLog(log, 5*time.Second)
@@ -82,13 +89,8 @@ func EndOfInput(conn kafka.Conn, spec pipeline.Spec, log *slog.Logger) (at, high
 			c = &window.Clock{}
 			clocks[m.Partition] = c
 		}
-		rec, err := spec.Decode.Decode(m.Value)
-		switch {
-		case err != nil:
-		case rec.Kind == ride.KindHeartbeat:
-			c.Advance(rec.EventMs)
-		default:
-			spec.Window.Observe(c, rec.EventMs)
+		if rec, err := spec.Decode.Decode(m.Value); err == nil {
+			stream.Feed(c, window.Item{Offset: m.Offset, Heartbeat: rec.Kind == ride.KindHeartbeat, T: rec.EventMs}, func(window.Decision) {})
 		}
 		return nil
 	})
@@ -104,5 +106,33 @@ func EndOfInput(conn kafka.Conn, spec pipeline.Spec, log *slog.Logger) (at, high
 	if !found {
 		return 0, 0, fmt.Errorf("input topic %s holds no ride or heartbeat with an event time: nothing to finish", spec.Input)
 	}
-	return spec.Window.End(spec.Window.Start(highest)) + spec.Window.Lateness.Milliseconds(), highest, nil
+	for {
+		at = closingTime(spec, highest)
+		moved := highest
+		for _, c := range clocks {
+			after := window.Clock{ST: c.ST, Valid: c.Valid, Pending: slices.Clone(c.Pending)}
+			stream.Feed(&after, window.Item{Offset: math.MaxInt64, Heartbeat: true, T: at}, func(window.Decision) {})
+			moved = max(moved, after.ST)
+		}
+		if moved <= at {
+			return at, highest, nil
+		}
+		highest = moved // a waiting jump the heartbeat accepts is later still
+	}
+}
+
+// closingTime is the earliest stream time that closes, in every
+// aggregation of spec, whatever a partition at stream time st holds open.
+func closingTime(spec pipeline.Spec, st int64) int64 {
+	var at int64
+	for _, a := range spec.Aggs() {
+		L := a.Lateness.Milliseconds()
+		if a.Kind == aggregate.Session {
+			at = max(at, st+a.Gap.Milliseconds()+L)
+			continue
+		}
+		w := spec.AggWindow(a)
+		at = max(at, w.End(w.Start(st))+L)
+	}
+	return at
 }

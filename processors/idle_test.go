@@ -18,28 +18,30 @@ func TestIdleHeartbeat(t *testing.T) {
 	now := time.UnixMilli(base + 1000*h)
 	idle := 10 * time.Second
 	quiet, moving := now.Add(-time.Minute), now.Add(-time.Second)
+	closes := base + h + 5*60_000 // the last open window [base, base+h) closes at its end + L
 	cases := []struct {
-		name   string
-		clocks []IdleClock
-		want   int64
-		write  bool
+		name    string
+		clocks  []IdleClock
+		closeAt int64
+		want    int64
+		write   bool
 	}{
-		{"nothing pending", []IdleClock{{ST: base, Valid: true, MovedAt: quiet}, {ST: base + 3*h, Valid: true, MovedAt: moving}}, 0, false},
-		{"not idle yet", []IdleClock{{ST: base, Valid: true, Pending: []int64{base}, MovedAt: moving}, {ST: base + 3*h, Valid: true, MovedAt: moving}}, 0, false},
-		{"follows the lowest moving partition, days ahead", []IdleClock{{Pending: []int64{base}, MovedAt: quiet},
+		{"holds nothing back", []IdleClock{{ST: base + 2*h, Valid: true, MovedAt: quiet}, {ST: base + 3*h, Valid: true, MovedAt: moving}}, closes, 0, false},
+		{"not idle yet", []IdleClock{{ST: base, Valid: true, MovedAt: moving}, {ST: base + 3*h, Valid: true, MovedAt: moving}}, closes, 0, false},
+		{"follows the lowest moving partition, days ahead", []IdleClock{{MovedAt: quiet},
 			{ST: base + 72*h, Valid: true, MovedAt: moving}, {ST: base + 50*h, Valid: true, MovedAt: moving}, {ST: base + 10*h, Valid: true, MovedAt: quiet}},
-			base + 50*h, true},
-		{"moving partitions behind it: nothing", []IdleClock{{ST: base + 5*h, Valid: true, Pending: []int64{base + 5*h}, MovedAt: quiet},
-			{ST: base + 2*h, Valid: true, MovedAt: moving}}, 0, false},
-		{"all quiet: closes its last pending window", []IdleClock{{ST: base + 30*60_000, Valid: true, Pending: []int64{base}, MovedAt: quiet},
-			{ST: base + 40*60_000, Valid: true, Pending: []int64{base}, MovedAt: quiet}}, base + h + 5*60_000, true},
-		{"one partition, quiet", []IdleClock{{ST: base + 30*60_000, Valid: true, Pending: []int64{base - h, base}, MovedAt: quiet}}, base + h + 5*60_000, true},
-		{"all quiet, live: never past the wall clock", []IdleClock{{ST: now.UnixMilli() - 60_000, Valid: true,
-			Pending: []int64{spec.Start(now.UnixMilli())}, MovedAt: quiet}}, now.UnixMilli(), true},
+			closes, base + 50*h, true},
+		{"moving partitions behind it: nothing", []IdleClock{{ST: base + 5*h, Valid: true, MovedAt: quiet},
+			{ST: base + 2*h, Valid: true, MovedAt: moving}}, base + 6*h + 5*60_000, 0, false},
+		{"all quiet: closes the last open window", []IdleClock{{ST: base + 30*60_000, Valid: true, MovedAt: quiet},
+			{ST: base + 40*60_000, Valid: true, MovedAt: quiet}}, closes, closes, true},
+		{"one partition, quiet", []IdleClock{{ST: base + 30*60_000, Valid: true, MovedAt: quiet}}, closes, closes, true},
+		{"all quiet, live: never past the wall clock", []IdleClock{{ST: now.UnixMilli() - 60_000, Valid: true, MovedAt: quiet}},
+			spec.End(spec.Start(now.UnixMilli())) + 5*60_000, now.UnixMilli(), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, ok := IdleHeartbeat(spec, c.clocks, 0, now, idle)
+			got, ok := IdleHeartbeat(c.clocks, 0, c.closeAt, now, idle)
 			if ok != c.write || got != c.want {
 				t.Fatalf("heartbeat %v at %s, want %v at %s", ok, time.UnixMilli(got).UTC(), c.write, time.UnixMilli(c.want).UTC())
 			}

@@ -2,9 +2,8 @@ package processors
 
 import (
 	"context"
+	"strconv"
 	"time"
-
-	"github.com/ridestream/ridestream/internal/pipeline"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -17,31 +16,35 @@ var (
 	}, []string{"stage"})
 	metricOutputs = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "ridestream_processor_outputs_total",
-		Help: "Outputs by kind: on_time, late, rejected, heartbeat (clock decisions), close (subscriptions answered at once), subscriptions (windows pending at a clock), final_rows, final_reemits.",
+		Help: "Outputs by kind: late (a ride late for an aggregation), rejected (undecodable input and outliers), final_rows, final_reemits (rows emitted again after a redelivery), forget_retries.",
 	}, []string{"kind"})
 	metricStreamTime = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ridestream_processor_stream_time_seconds",
 		Help: "Stream time ST(p) of each input partition owned by this instance's clock stage (unix seconds).",
 	}, []string{"partition"})
-	metricPending = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "ridestream_processor_pending_windows",
-		Help: "Windows with state that each input partition owned by this instance's clock stage has not closed yet (what it holds back).",
-	}, []string{"partition"})
-	metricWindowsFinal = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "ridestream_processor_window_shards_final_total",
-		Help: "(window, shard) keys that became final in this instance.",
+	metricWatermark = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "ridestream_processor_watermark_seconds",
+		Help: "The pipeline's watermark, the lowest stream time of all input partitions, in the instance running the watermark stage (unix seconds).",
 	})
-	metricWindowsOpened = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "ridestream_processor_window_shards_opened_total",
-		Help: "(window, shard) keys created in this instance; opened minus final approximates open windows.",
+	metricKeysCreated = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_window_keys_created_total",
+		Help: "Window and session keys created in this instance.",
+	})
+	metricKeysDeleted = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_window_keys_deleted_total",
+		Help: "Window and session keys deleted (final and forgotten) in this instance.",
 	})
 	metricOutOfChain = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "ridestream_processor_out_of_chain_total",
 		Help: "Messages skipped because a write before them was lost (route sends them again after its restart).",
 	}, []string{"stage"})
-	metricClockGaps = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "ridestream_processor_clock_gaps_total",
-		Help: "Gaps route found in the clock's changelog (lost clock outputs; should stay 0).",
+	metricRepairs = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_clock_repairs_total",
+		Help: "Clock writes the watermark stage never got (lost, or compacted away while route was down), derived again from the input.",
+	})
+	metricWatermarkGaps = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ridestream_processor_watermark_gaps_total",
+		Help: "Lost writes route found in the watermark stage's changelog (route stops there; should stay 0).",
 	})
 	metricBatches = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_clock_batches_total",
@@ -49,28 +52,28 @@ var (
 	})
 	metricRideAfterFinal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_rides_after_final_total",
-		Help: "Rides that reached a final window (a broken upstream order; should stay 0).",
+		Help: "Messages with rides that reached a final window or session (a broken upstream order; should stay 0).",
 	})
 )
 
 // Counters looked up once: a label lookup per ride showed in the profile.
 var (
-	countRouteInput    = metricMessages.WithLabelValues("route_input")
-	countRouteClock    = metricMessages.WithLabelValues("route_clock")
-	countClock         = metricMessages.WithLabelValues("clock")
-	countWindows       = metricMessages.WithLabelValues("windows")
-	countRejected      = metricOutputs.WithLabelValues("rejected")
-	countFinalRows     = metricOutputs.WithLabelValues("final_rows")
-	countFinalReemits  = metricOutputs.WithLabelValues("final_reemits")
-	countSubscriptions = metricOutputs.WithLabelValues("subscriptions")
-	countOuts          = map[uint8]prometheus.Counter{}
+	countRouteInput     = metricMessages.WithLabelValues("route_input")
+	countRouteClock     = metricMessages.WithLabelValues("route_clock")
+	countRouteWatermark = metricMessages.WithLabelValues("route_watermark")
+	countClock          = metricMessages.WithLabelValues("clock")
+	countWatermark      = metricMessages.WithLabelValues("watermark")
+	countWindows        = metricMessages.WithLabelValues("windows")
+	countRejected       = metricOutputs.WithLabelValues("rejected")
+	countOutliers       = countRejected
+	countLate           = metricOutputs.WithLabelValues("late")
+	countFinalRows      = metricOutputs.WithLabelValues("final_rows")
+	countFinalReemits   = metricOutputs.WithLabelValues("final_reemits")
+	countForgetRetries  = metricOutputs.WithLabelValues("forget_retries")
 )
 
-func init() {
-	for out, kind := range outKinds {
-		countOuts[out] = metricOutputs.WithLabelValues(kind)
-	}
-}
+// partitionLabel is a partition as a metric label.
+func partitionLabel(p int32) string { return strconv.Itoa(int(p)) }
 
 // counted counts a stage's messages for the metric and the progress log.
 func (t *Topology) counted(c prometheus.Counter) {
@@ -97,5 +100,3 @@ func (t *Topology) logProgress(ctx context.Context, every time.Duration) {
 		}
 	}
 }
-
-var outKinds = map[uint8]string{pipeline.OutOnTime: "on_time", pipeline.OutLate: "late", pipeline.OutRejected: "rejected", pipeline.OutHeartbeat: "heartbeat", pipeline.OutClose: "close"}

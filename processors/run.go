@@ -28,8 +28,9 @@ func Run(ctx context.Context, t *Topology, stages []string) error {
 		stages = AllStages
 	}
 	graphs := map[string]func() *goka.GroupGraph{
-		StageRoute: t.RouteGraph, StageClock: t.ClockGraph, StageWindows: t.WindowsGraph,
+		StageRoute: t.RouteGraph, StageClock: t.ClockGraph, StageWatermark: t.WatermarkGraph, StageWindows: t.WindowsGraph,
 	}
+	defer t.repairer.close()
 	for _, s := range stages {
 		if graphs[s] == nil {
 			return fmt.Errorf("--stages: unknown stage %q (want %s)", s, strings.Join(AllStages, ","))
@@ -122,18 +123,34 @@ func (t *Topology) followState(ctx context.Context, stage string, state goka.Sta
 	}
 }
 
-// startBatcher gives route a batcher writing to the clock topic with its own
-// goka emitter (same producer settings and partitioner as the processors).
-// finish flushes what is left and closes the emitter; call it after the
+// startBatcher gives route a batcher writing to the clock topic, and its
+// acknowledgements to the watermark stage, with goka emitters of their own
+// (same producer settings and partitioner as the processors). finish
+// flushes what is left and closes the emitters; call it after the
 // processor stopped.
 func (t *Topology) startBatcher() (finish func(), err error) {
-	em, err := goka.NewEmitter(t.Kafka.Brokers, goka.Stream(t.Clock), pipeline.ClockMsgCodec{},
-		goka.WithEmitterClientID(t.Prefix+"-route-batches"),
-		goka.WithEmitterHasher(kafka.KafkaHasher),
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(t.saramaConfig(t.Prefix+"-route-batches"))))
+	emitter := func(topic string, codec goka.Codec, client string) (*goka.Emitter, error) {
+		return goka.NewEmitter(t.Kafka.Brokers, goka.Stream(topic), codec,
+			goka.WithEmitterClientID(client),
+			goka.WithEmitterHasher(kafka.KafkaHasher),
+			goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(t.saramaConfig(client))))
+	}
+	em, err := emitter(t.Clock, pipeline.ClockBatchCodec{Wire: t.Wire}, t.Prefix+"-route-batches")
 	if err != nil {
 		return nil, fmt.Errorf("clock batch emitter: %w", err)
 	}
+	acks, err := emitter(t.Watermark, pipeline.WatermarkMsgCodec{Wire: t.Wire}, t.Prefix+"-route-acks")
+	if err != nil {
+		em.Finish()
+		return nil, fmt.Errorf("acknowledgement emitter: %w", err)
+	}
+	t.route.mu.Lock()
+	t.route.ack = func(a pipeline.Ack) {
+		if _, err := acks.Emit(pipeline.WatermarkKey, a); err != nil {
+			t.Logger.Warn("acknowledgement to the watermark stage", "err", err)
+		}
+	}
+	t.route.mu.Unlock()
 	b := newBatcher(t.BatchMax, t.ClockKeys, func(key string, m pipeline.ClockBatch) (*goka.Promise, error) { return em.Emit(key, m) })
 	t.batch.Store(b)
 	stop, done := make(chan struct{}), make(chan struct{})
@@ -144,8 +161,11 @@ func (t *Topology) startBatcher() (finish func(), err error) {
 	return func() {
 		close(stop)
 		<-done
-		if err := em.Finish(); err != nil {
-			t.Logger.Warn("clock batch emitter", "err", err)
+		t.route.mu.Lock()
+		t.route.ack = nil
+		t.route.mu.Unlock()
+		if err := errors.Join(em.Finish(), acks.Finish()); err != nil {
+			t.Logger.Warn("route's emitters", "err", err)
 		}
 	}, nil
 }
@@ -181,10 +201,18 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 				return nil, err
 			}
 			pg := kafka.PrefixCommitGroup{ConsumerGroup: kafka.NewGuardedGroup(cg, group, t.guard)}
-			if stage == StageRoute {
+			switch stage {
+			case StageRoute:
+				wm := kafka.Partition([]byte(pipeline.WatermarkKey), t.Sources)
 				pg.OnMark = func(topic string, partition int32, next int64) {
-					if topic == t.ClockTable {
-						t.chains.setCommitted(partition, next)
+					if topic == t.WatermarkTable && partition == wm {
+						t.route.committed(next)
+					}
+				}
+			case StageWindows:
+				pg.OnMark = func(topic string, partition int32, next int64) {
+					if topic == t.Windows {
+						t.commits.set(partition, next)
 					}
 				}
 			}
@@ -206,7 +234,7 @@ func (t *Topology) gokaOptions(stage string, log *slog.Logger) []goka.ProcessorO
 			case StageClock:
 				t.owned.set(a)
 			case StageRoute:
-				t.chains.reset() // a new session: predecessors are unknown again
+				t.route.reset() // a new session: predecessors are unknown again
 			}
 		}),
 	}

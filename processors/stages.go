@@ -2,35 +2,37 @@ package processors
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
-	"time"
-
-	"github.com/ridestream/ridestream/internal/pipeline"
+	"sync"
 
 	"github.com/lovoo/goka"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/internal/ride"
-	"github.com/ridestream/ridestream/internal/window"
+	"github.com/ridestream/ridestream/internal/stage"
 )
 
 // Stage names, for --stages.
 const (
-	StageRoute   = "route"
-	StageClock   = "clock"
-	StageWindows = "windows"
+	StageRoute     = "route"
+	StageClock     = "clock"
+	StageWatermark = "watermark"
+	StageWindows   = "windows"
 )
 
 // AllStages in topology order.
-var AllStages = []string{StageRoute, StageClock, StageWindows}
+var AllStages = []string{StageRoute, StageClock, StageWatermark, StageWindows}
 
-// RouteGraph decodes input and fans clock outputs out.
+// RouteGraph decodes input and forwards the clock's and the watermark
+// stage's outputs.
 func (t *Topology) RouteGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.RouteGroup),
 		goka.Input(goka.Stream(t.Input), pipeline.RawCodec{}, t.routeInput),
-		goka.Input(goka.Stream(t.ClockTable), pipeline.ClockStateCodec{}, t.routeClockOutput),
-		goka.Output(goka.Stream(t.Clock), pipeline.ClockMsgCodec{}),
-		goka.Output(goka.Stream(t.Windows), pipeline.WindowMsgCodec{}),
+		goka.Input(goka.Stream(t.ClockTable), pipeline.ClockStateCodec{Wire: t.Wire}, t.routeClockOutput),
+		goka.Input(goka.Stream(t.WatermarkTable), pipeline.WatermarkStateCodec{Wire: t.Wire}, t.routeWatermarkOutput),
+		goka.Output(goka.Stream(t.Clock), pipeline.ClockBatchCodec{Wire: t.Wire}),
+		goka.Output(goka.Stream(t.Watermark), pipeline.WatermarkMsgCodec{Wire: t.Wire}),
+		goka.Output(goka.Stream(t.Windows), pipeline.WindowMsgCodec{Wire: t.Wire}),
 		goka.Output(goka.Stream(t.Late), pipeline.RawCodec{}),
 		goka.Output(goka.Stream(t.Rejected), pipeline.RawCodec{}),
 	)
@@ -39,18 +41,26 @@ func (t *Topology) RouteGraph() *goka.GroupGraph {
 // ClockGraph keeps each source partition's stream time.
 func (t *Topology) ClockGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.ClockGroup),
-		goka.Input(goka.Stream(t.Clock), pipeline.ClockMsgCodec{}, t.clock),
-		goka.Persist(pipeline.ClockStateCodec{}),
+		goka.Input(goka.Stream(t.Clock), pipeline.ClockBatchCodec{Wire: t.Wire}, t.clock),
+		goka.Persist(pipeline.ClockStateCodec{Wire: t.Wire}),
 	)
 }
 
-// WindowsGraph sums window shards and emits finals.
+// WatermarkGraph keeps every partition's clock and decides finality.
+func (t *Topology) WatermarkGraph() *goka.GroupGraph {
+	return goka.DefineGroup(goka.Group(t.WatermarkGroup),
+		goka.Input(goka.Stream(t.Watermark), pipeline.WatermarkMsgCodec{Wire: t.Wire}, t.watermark),
+		goka.Persist(pipeline.WatermarkStateCodec{Wire: t.Wire}),
+	)
+}
+
+// WindowsGraph sums windows and sessions and emits finals.
 func (t *Topology) WindowsGraph() *goka.GroupGraph {
 	return goka.DefineGroup(goka.Group(t.WindowsGroup),
-		goka.Input(goka.Stream(t.Windows), pipeline.WindowMsgCodec{}, t.windows),
-		goka.Persist(pipeline.WindowStateCodec{}),
+		goka.Input(goka.Stream(t.Windows), pipeline.WindowMsgCodec{Wire: t.Wire}, t.windows),
+		goka.Persist(pipeline.WindowStateCodec{Wire: t.Wire}),
 		goka.Output(goka.Stream(t.Finals), pipeline.RawCodec{}),
-		goka.Output(goka.Stream(t.Clock), pipeline.ClockMsgCodec{}), // subscriptions
+		goka.Output(goka.Stream(t.Windows), pipeline.WindowMsgCodec{Wire: t.Wire}), // a Forget sent again
 	)
 }
 
@@ -67,18 +77,14 @@ func (t *Topology) routeInput(ctx goka.Context, msg any) {
 	}
 	in := pipeline.ClockIn{Offset: ctx.Offset(), Heartbeat: rec.Kind == ride.KindHeartbeat, EventMs: rec.EventMs}
 	if !in.Heartbeat {
-		in.Ride = amountsOf(rec.Ride)
+		in.Ride = rec.Ride
+		in.Ride.Has &= t.Wire.Fields()
 	}
 	t.batch.Load().add(ctx, in)
 }
 
-func amountsOf(r ride.Ride) pipeline.Amounts {
-	return pipeline.Amounts{Zone: int32(r.Vals[ride.PULocationID]), Cents: r.Vals[ride.TotalAmount],
-		DistCenti: r.Vals[ride.TripDistance], TipCents: r.Vals[ride.TipAmount], Passengers: r.Vals[ride.PassengerCount]}
-}
-
-// clock applies a batch of records to its source's stream time, or a window
-// key's subscription (docs/contract.md, "Stream time and lateness").
+// clock applies a batch of records to its source's clock (docs/contract.md,
+// "Stream time and outliers", "Lateness").
 func (t *Topology) clock(ctx goka.Context, msg any) {
 	t.counted(countClock)
 	var st pipeline.ClockState
@@ -89,338 +95,300 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 		if !ok {
 			ctx.Fail(fmt.Errorf("clock: unknown key %q", ctx.Key()))
 		}
-		st = pipeline.ClockState{Src: p, LastOffset: -1}
+		st = stage.NewClock(p)
 	}
-	var next pipeline.ClockState
-	switch m := msg.(type) {
-	case pipeline.Subscribe:
-		var changed bool
-		if next, changed = ClockSubscribe(t.Window, st, m); !changed {
-			return
+	b := msg.(pipeline.ClockBatch)
+	if !stage.ClockAccepts(st, b) {
+		if b.Last() > st.LastOffset {
+			metricOutOfChain.WithLabelValues(StageClock).Inc()
 		}
-		if len(next.Outs) == 0 {
-			countSubscriptions.Inc()
-		}
-	case pipeline.ClockBatch:
-		if !acceptClock(st, m) {
-			if m.Last() > st.LastOffset {
-				metricOutOfChain.WithLabelValues(StageClock).Inc()
-			}
-			return
-		}
-		next = ClockApply(t.Window, st, m)
-	default:
-		ctx.Fail(fmt.Errorf("clock: unexpected message %T", msg))
+		return
 	}
+	next := t.Stages.ClockApply(st, b)
 	ctx.SetValue(&next)
-	for _, o := range next.Outs {
-		countOuts[o.Out].Inc()
-	}
-	src := strconv.Itoa(int(next.Src))
+	countLate.Add(float64(len(next.Late)))
+	countOutliers.Add(float64(len(next.Rejected)))
 	if next.Valid {
-		metricStreamTime.WithLabelValues(src).Set(float64(next.ST) / 1000)
+		metricStreamTime.WithLabelValues(partitionLabel(next.Src)).Set(float64(next.ST) / 1000)
 	}
-	metricPending.WithLabelValues(src).Set(float64(len(next.Pending)))
 }
 
-// acceptClock says whether the clock applies b: not when all of it was
-// applied before a crash (its outputs are in the changelog already), and not
-// when a write before it was lost (route sends both again after its restart).
-// A batch holds every decodable record in (Prev, Last], so it continues the
-// applied records when Prev ≤ LastOffset; Prev < LastOffset happens when
-// route's restart re-batched records the clock had applied.
-func acceptClock(st pipeline.ClockState, b pipeline.ClockBatch) bool {
-	return b.Last() > st.LastOffset && (b.Prev == pipeline.NoPrev || b.Prev <= st.LastOffset)
-}
-
-// ClockApply is the clock's pure transition for an accepted batch: the state
-// after applying its records that are newer than st, with their outputs
-// recorded in it. (A batch without a predecessor may repeat records applied
-// before route's restart; they are skipped, not re-derived.)
-func ClockApply(spec window.Spec, st pipeline.ClockState, b pipeline.ClockBatch) pipeline.ClockState {
-	next := successor(st)
-	next.Outs = make([]pipeline.ClockOut, 0, len(b.Items))
-	for _, in := range b.Items {
-		if in.Offset > next.LastOffset {
-			next.Outs = append(next.Outs, clockStep(spec, &next, in))
-		}
-	}
-	return next
-}
-
-// MaxRecent bounds pipeline.ClockState.Recent.
-const MaxRecent = 32
-
-// ClockSubscribe is the clock's pure transition for a window key's
-// subscription: when the source has closed the window already, its output
-// closes the window now (unless it closed it recently); otherwise the window
-// joins Pending (once). changed is false when nothing is to be written.
-func ClockSubscribe(spec window.Spec, st pipeline.ClockState, m pipeline.Subscribe) (next pipeline.ClockState, changed bool) {
-	w := m.WindowStart
-	if !spec.Closed(window.Clock{ST: st.ST, Valid: st.Valid}, w) {
-		i, found := slices.BinarySearch(st.Pending, w)
-		if found {
-			return st, false
-		}
-		next = successor(st)
-		next.Pending = slices.Insert(slices.Clone(st.Pending), i, w)
-		return next, true
-	}
-	if _, found := slices.BinarySearch(st.Recent, w); found {
-		return st, false
-	}
-	next = successor(st)
-	next.Recent = addRecent(st.Recent, w)
-	next.Outs = []pipeline.ClockOut{{Offset: st.LastOffset, Out: pipeline.OutClose, Closes: []int64{w}}}
-	return next, true
-}
-
-// addRecent returns recent (ascending, not modified) with the windows ws
-// added, keeping the latest MaxRecent.
-func addRecent(recent []int64, ws ...int64) []int64 {
-	out := slices.Clone(recent)
-	for _, w := range ws {
-		if i, found := slices.BinarySearch(out, w); !found {
-			out = slices.Insert(out, i, w)
-		}
-	}
-	if len(out) > MaxRecent {
-		out = out[len(out)-MaxRecent:]
-	}
-	return out
-}
-
-// successor is the state to write next: the same clock, the next sequence
-// number, no outputs yet.
-func successor(st pipeline.ClockState) pipeline.ClockState {
-	return pipeline.ClockState{Src: st.Src, LastOffset: st.LastOffset, Seq: st.Seq + 1, ST: st.ST, Valid: st.Valid,
-		Pending: st.Pending, Recent: st.Recent}
-}
-
-// clockStep applies one record to st and returns its output: its verdict and
-// the pending windows its stream time closes.
-func clockStep(spec window.Spec, st *pipeline.ClockState, in pipeline.ClockIn) pipeline.ClockOut {
-	clock := window.Clock{ST: st.ST, Valid: st.Valid}
-	o := pipeline.ClockOut{Offset: in.Offset, EventMs: in.EventMs, Ride: in.Ride, STBefore: st.ST}
-	if in.Heartbeat {
-		clock.Advance(in.EventMs)
-		o.Out, o.Ride = pipeline.OutHeartbeat, pipeline.Amounts{}
-	} else {
-		d := spec.Observe(&clock, in.EventMs)
-		o.WindowStart = d.WindowStart
-		switch d.Verdict {
-		case window.TooFarAhead:
-			o.Out = pipeline.OutRejected
-		case window.Late:
-			o.Out = pipeline.OutLate
-		default:
-			o.Out = pipeline.OutOnTime
-		}
-	}
-	st.LastOffset, st.ST, st.Valid = in.Offset, clock.ST, clock.Valid
-	n := 0
-	for n < len(st.Pending) && spec.Closed(clock, st.Pending[n]) {
-		o.Closes = append(o.Closes, st.Pending[n])
-		n++
-	}
-	if n > 0 {
-		st.Recent = addRecent(st.Recent, st.Pending[:n]...)
-		st.Pending = st.Pending[n:len(st.Pending):len(st.Pending)]
-	}
-	return o
-}
-
-// Routed is one message route sends to a window shard.
-type Routed struct {
-	Key string
-	Msg pipeline.WindowMsg
-}
-
-// Fanout returns the window messages of one clock output (a batch, or a
-// subscription's answer): per (window, shard) key one message with the
-// batch's on-time rides for it and, when an output closed the window, the
-// close marker. A marker is a source's last word on a window: no ride after
-// it can be on time for that window, so the marker always ends its key's
-// message. output is the clock changelog offset of st; chain records it for
-// each key (see Chain.Prune).
-func (t *Topology) Fanout(st *pipeline.ClockState, chain *Chain, output int64) []Routed {
-	var out []Routed
-	at := map[string]int{}
-	msg := func(key string, start int64) *pipeline.WindowMsg {
-		i, ok := at[key]
-		if !ok {
-			i = len(out)
-			at[key] = i
-			out = append(out, Routed{key, pipeline.WindowMsg{Src: st.Src, WindowStart: start}})
-		}
-		return &out[i].Msg
-	}
-	for _, o := range st.Outs {
-		if o.Out == pipeline.OutOnTime {
-			m := msg(pipeline.WindowKey(o.WindowStart, t.Shard(o.Ride.Zone)), o.WindowStart)
-			m.Rides = append(m.Rides, o.Ride)
-			m.Offset = o.Offset
-		}
-		for _, w := range o.Closes {
-			for s := 0; s < t.Shards; s++ {
-				m := msg(pipeline.WindowKey(w, s), w)
-				m.Marker, m.Offset = true, o.Offset
-			}
-		}
-	}
-	for i := range out {
-		out[i].Msg.Prev = chain.next(out[i].Key, out[i].Msg.Offset, output)
-	}
-	return out
-}
-
-// routeClockOutput fans one clock output out.
+// routeClockOutput forwards one clock write to the watermark stage and its
+// late rides and outliers to the side outputs.
 func (t *Topology) routeClockOutput(ctx goka.Context, msg any) {
 	t.counted(countRouteClock)
 	st := msg.(*pipeline.ClockState)
-	src := st.Src
-	if last, ok := t.chains.clockOutput(src, st.Seq); ok && st.Seq > last+1 {
-		metricClockGaps.Inc()
-		t.Logger.Error("clock outputs lost: its changelog skips records; their rides or close markers are missing from the windows",
-			"partition", src, "after_seq", last, "seq", st.Seq)
-	}
-	for _, o := range st.Outs {
-		switch o.Out {
-		case pipeline.OutLate:
-			end := t.Window.End(o.WindowStart)
-			late := pipeline.Late{Partition: src, Offset: o.Offset, PickupMs: o.EventMs, Zone: o.Ride.Zone,
-				TotalAmount: pipeline.Cents(o.Ride.Cents), WindowStart: msTime(o.WindowStart), WindowEnd: msTime(end),
-				StreamTime: msTime(o.STBefore), LateByMs: t.Window.LateBy(end, o.STBefore)}
-			ctx.Emit(goka.Stream(t.Late), t.ClockKeys[src], late.Encode())
-		case pipeline.OutRejected:
-			rej := pipeline.Rejected{Partition: src, Offset: o.Offset, Error: pipeline.SkewReason(o.EventMs, t.Window.MaxFutureSkew, o.STBefore)}
-			ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], rej.Encode())
-		}
-	}
-	chain := t.chains.forSource(src)
-	for _, r := range t.Fanout(st, chain, ctx.Offset()) {
-		ctx.Emit(goka.Stream(t.Windows), r.Key, r.Msg)
-	}
-	chain.Prune(t.chains.committed(src))
+	t.emitSide(ctx, st.Src, st.Late, st.Rejected)
+	prev := t.route.clockForwarded(st.Src, st.Seq)
+	ctx.Emit(goka.Stream(t.Watermark), pipeline.WatermarkKey, stage.ProgressOf(st, prev))
 }
 
-// windows applies rides and close markers to one (window, shard).
+// emitSide writes late rides and outliers of source src to the side outputs.
+func (t *Topology) emitSide(ctx goka.Context, src int32, late []pipeline.LateOut, rejected []pipeline.RejectOut) {
+	for _, l := range late {
+		a := t.Aggs[l.Agg]
+		rec := pipeline.Late{Partition: src, Offset: l.Offset, Aggregation: a.Name, EventTime: pipeline.FormatMs(l.EventMs),
+			StreamTime: pipeline.FormatMs(l.STBefore)}
+		if a.Kind == aggregate.Tumbling {
+			end := t.Stages.Windows[l.Agg].End(l.WindowStart)
+			rec.WindowStart, rec.WindowEnd = pipeline.FormatMs(l.WindowStart), pipeline.FormatMs(end)
+			rec.LateByMs = t.Stages.Windows[l.Agg].LateBy(end, l.STBefore)
+		} else {
+			rec.LateByMs = l.STBefore - (l.EventMs + a.Lateness.Milliseconds())
+		}
+		ctx.Emit(goka.Stream(t.Late), t.ClockKeys[src], rec.Encode(a, &l.Ride))
+	}
+	for _, r := range rejected {
+		ctx.Emit(goka.Stream(t.Rejected), t.ClockKeys[src], pipeline.Rejected{Partition: src, Offset: r.Offset, Error: r.Why}.Encode())
+	}
+}
+
+// watermark applies a clock write's progress, or route's acknowledgement.
+func (t *Topology) watermark(ctx goka.Context, msg any) {
+	t.counted(countWatermark)
+	var st pipeline.WatermarkState
+	if v := ctx.Value(); v != nil {
+		st = *v.(*pipeline.WatermarkState)
+	} else {
+		st = t.Stages.NewWatermark()
+	}
+	if len(st.Sources) != int(t.Sources) || len(st.Aggs) != len(t.Aggs) {
+		ctx.Fail(fmt.Errorf("watermark state of %d input partitions and %d aggregations, the pipeline has %d and %d: reset and replay",
+			len(st.Sources), len(st.Aggs), t.Sources, len(t.Aggs)))
+	}
+	next, effect, err := t.Stages.WatermarkStep(&st, msg, t.repairer.read)
+	if err != nil {
+		ctx.Fail(err)
+	}
+	switch effect {
+	case stage.WatermarkOutOfChain:
+		metricOutOfChain.WithLabelValues(StageWatermark).Inc()
+	case stage.WatermarkOverlap:
+		t.Logger.Error("a clock write overlaps what the watermark stage applied; skipped", "progress", fmt.Sprintf("%+v", msg))
+	case stage.WatermarkRepaired:
+		metricRepairs.Inc()
+		p := msg.(pipeline.Progress)
+		t.Logger.Warn("clock writes missing (lost, or compacted away before route read them): derived again from the input",
+			"partition", p.Src, "from", st.Sources[p.Src].Last, "to", p.From)
+	}
+	if effect == stage.WatermarkApplied || effect == stage.WatermarkRepaired {
+		ctx.SetValue(&next)
+		if g, ok := next.G(); ok {
+			metricWatermark.Set(float64(g) / 1000)
+		}
+	}
+}
+
+// routeWatermarkOutput forwards one watermark write's messages to the
+// window keys, each naming its predecessor, and its repaired side outputs.
+func (t *Topology) routeWatermarkOutput(ctx goka.Context, msg any) {
+	t.counted(countRouteWatermark)
+	st := msg.(*pipeline.WatermarkState)
+	if err := t.route.watermarkWrite(ctx.Offset(), st); err != nil {
+		ctx.Fail(err)
+	}
+	for _, l := range st.Late {
+		t.emitSide(ctx, l.Src, []pipeline.LateOut{l.LateOut}, nil)
+	}
+	for _, r := range st.Rejected {
+		t.emitSide(ctx, r.Src, nil, []pipeline.RejectOut{r.RejectOut})
+	}
+	chain := t.route.chain()
+	for _, o := range st.Outs {
+		m := o.Msg
+		chain.Link(o.Key, &m, ctx.Offset())
+		ctx.Emit(goka.Stream(t.Windows), o.Key, pipeline.KeyedWindowMsg{Agg: o.Agg, WindowMsg: m})
+	}
+	chain.Prune(t.route.committedWatermark())
+}
+
+// windows applies one message to a tumbling window's or a session group's
+// key.
 func (t *Topology) windows(ctx goka.Context, msg any) {
 	t.counted(countWindows)
-	m := msg.(pipeline.WindowMsg)
+	m := msg.(pipeline.KeyedWindowMsg)
+	in := stage.WindowIn{Agg: m.Agg, Msg: m.WindowMsg, Offset: ctx.Offset(), Committed: t.commits.get(ctx.Partition())}
+	a := t.Aggs[m.Agg]
+	var ok bool
+	if a.Kind == aggregate.Tumbling {
+		_, in.Start, _, ok = pipeline.ParseWindowKey(ctx.Key())
+	} else {
+		_, in.Group, ok = pipeline.ParseSessionKey(ctx.Key(), len(a.GroupBy))
+	}
+	if !ok {
+		ctx.Fail(fmt.Errorf("windows: key %q is not one of aggregation %s", ctx.Key(), a.Name))
+	}
 	var st *pipeline.WindowState
 	if v := ctx.Value(); v != nil {
 		st = v.(*pipeline.WindowState)
-	} else {
-		metricWindowsOpened.Inc()
 	}
-	next, effect, err := WindowStep(t.Window, t.Sources, st, m)
-	if err != nil {
-		ctx.Fail(fmt.Errorf("windows %s: %w", ctx.Key(), err))
-	}
-	if NeedsSubscriptions(st, next, m) {
-		for src, closed := range next.Closed {
-			if !closed {
-				ctx.Emit(goka.Stream(t.Clock), t.ClockKeys[src], pipeline.Subscribe{WindowStart: next.WindowStart})
-			}
-		}
-	}
-	switch effect {
-	case EffectOutOfChain:
+	res := t.Stages.WindowStep(st, in)
+	switch res.Effect {
+	case stage.WindowOutOfChain:
 		metricOutOfChain.WithLabelValues(StageWindows).Inc()
-	case EffectRideAfterFinal:
+	case stage.WindowAfterFinal:
 		metricRideAfterFinal.Inc()
-		t.Logger.Error("ride arrived after its window was final; it is not counted",
-			"window", msTime(next.WindowStart), "partition", m.Src, "offset", m.Offset)
-	case EffectFinal:
-		metricWindowsFinal.Inc()
-		countFinalRows.Add(float64(len(next.Zones)))
-		t.emitFinals(ctx, next)
-	case EffectReemit:
-		countFinalReemits.Add(float64(len(next.Zones)))
-		t.emitFinals(ctx, next) // the finalizing message again: its emits may have been lost
+		t.Logger.Error("rides reached a window or session already final; they are not counted", "key", ctx.Key())
+	case stage.WindowForgetEarly:
+		countForgetRetries.Inc()
 	}
-	if effect == EffectApplied || effect == EffectFinal {
-		ctx.SetValue(next)
+	for _, f := range res.Finals {
+		ctx.Emit(goka.Stream(t.Finals), f.Key(), f.Encode(a))
 	}
-}
-
-// Effects of WindowStep.
-const (
-	EffectNone           = iota // a duplicate: nothing to do
-	EffectApplied               // state changed
-	EffectFinal                 // state changed and the window became final: emit its rows
-	EffectReemit                // the finalizing marker again: emit the same rows again
-	EffectRideAfterFinal        // a ride after finality: a broken upstream order, not counted
-	EffectOutOfChain            // a message after a lost write: skipped, route sends both again
-)
-
-// NeedsSubscriptions says whether the window stage subscribes the window of
-// next to every source that has not closed it, after m reached a key whose
-// state was st: when m, carrying rides, created the key, or when that
-// creating message comes again (the crash that redelivers it may have lost
-// the subscriptions). A key that a close marker created needs none: its
-// source closed the window because a key of the window with rides had
-// subscribed every source, and every source sends its close markers to
-// every shard key of a subscribed window.
-func NeedsSubscriptions(st, next *pipeline.WindowState, m pipeline.WindowMsg) bool {
-	return next.CreatedSrc >= 0 && (st == nil || (m.Src == next.CreatedSrc && m.Offset == next.CreatedOffset))
-}
-
-// WindowStep is the window stage's pure transition for one message.
-func WindowStep(spec window.Spec, sources int32, st *pipeline.WindowState, m pipeline.WindowMsg) (*pipeline.WindowState, int, error) {
-	if m.Src < 0 || m.Src >= sources {
-		return st, EffectNone, fmt.Errorf("source partition %d outside the input's %d partitions", m.Src, sources)
-	}
-	if st == nil {
-		st = &pipeline.WindowState{WindowStart: m.WindowStart, WindowEnd: spec.End(m.WindowStart),
-			LastSeen: slices.Repeat([]int64{-1}, int(sources)), Closed: make([]bool, sources),
-			CreatedSrc: m.Src, CreatedOffset: m.Offset}
-		if len(m.Rides) == 0 {
-			st.CreatedSrc, st.CreatedOffset = -1, -1 // created by a close marker
-		}
+	if res.Effect == stage.WindowSeen && len(res.Finals) > 0 {
+		countFinalReemits.Add(float64(len(res.Finals)))
 	} else {
-		st = st.Clone()
+		countFinalRows.Add(float64(len(res.Finals)))
 	}
-	if len(st.LastSeen) != int(sources) {
-		return st, EffectNone, fmt.Errorf("state was built for %d input partitions, the input has %d: reset and replay", len(st.LastSeen), sources)
+	if res.Retry {
+		ctx.Emit(goka.Stream(t.Windows), ctx.Key(), pipeline.KeyedWindowMsg{Agg: m.Agg,
+			WindowMsg: pipeline.WindowMsg{Retry: true, Forget: true, Before: m.Before}})
 	}
-	if m.Offset <= st.LastSeen[m.Src] {
-		if m.Marker && st.Final && st.FinalSrc == m.Src && st.FinalOffset == m.Offset {
-			return st, EffectReemit, nil
+	switch {
+	case res.Effect == stage.WindowDeleted:
+		ctx.Delete()
+		metricKeysDeleted.Inc()
+	case res.State != nil && res.State != st:
+		if st == nil {
+			metricKeysCreated.Inc()
 		}
-		return st, EffectNone, nil // a duplicate after a crash upstream
-	}
-	if m.Prev != pipeline.NoPrev && m.Prev != st.LastSeen[m.Src] {
-		return st, EffectOutOfChain, nil
-	}
-	st.LastSeen[m.Src] = m.Offset
-	if len(m.Rides) > 0 {
-		if st.Final {
-			return st, EffectRideAfterFinal, nil
-		}
-		for _, a := range m.Rides {
-			st.Add(a)
-		}
-	}
-	if !m.Marker || st.Closed[m.Src] { // (a repeated marker answers a repeated subscription)
-		return st, EffectApplied, nil
-	}
-	st.Closed[m.Src] = true
-	if !slices.Contains(st.Closed, false) {
-		st.Final, st.FinalSrc, st.FinalOffset = true, m.Src, m.Offset
-		return st, EffectFinal, nil
-	}
-	return st, EffectApplied, nil
-}
-
-func (t *Topology) emitFinals(ctx goka.Context, st *pipeline.WindowState) {
-	for _, z := range st.Zones {
-		f := pipeline.Final{WindowStart: msTime(st.WindowStart), WindowEnd: msTime(st.WindowEnd), Zone: z.Zone,
-			Trips: z.Trips, RevenueCents: z.Cents, DistanceCenti: z.DistCenti,
-			TipCents: z.TipCents, TotalPassengers: z.Pass}
-		ctx.Emit(goka.Stream(t.Finals), f.Key(), f.Encode())
+		ctx.SetValue(res.State)
 	}
 }
 
-func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+// routeSession is what route remembers of its current session: per
+// source, the clock write it forwarded last; the chain of its messages to
+// the window keys; the watermark writes it forwarded and its commits of
+// them, for the acknowledgements. It is cleared whenever route's
+// partitions are (re)assigned.
+type routeSession struct {
+	mu       sync.Mutex
+	forward  map[int32]int64 // source → clock Seq forwarded last
+	windows  *stage.Chain
+	wmLast   int64              // the last watermark Seq seen (-1: none)
+	wmSeqs   []offsetSeq        // watermark writes seen and not yet committed
+	wmDone   int64              // the highest watermark Seq committed
+	wmCommit int64              // committed offset of the watermark changelog partition
+	pending  bool               // the last watermark write has windows to forget
+	acked    int64              // the last Done acknowledged
+	ack      func(pipeline.Ack) // sends an acknowledgement (route's emitter)
+}
+
+type offsetSeq struct{ offset, seq int64 }
+
+func (r *routeSession) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forward, r.windows = map[int32]int64{}, stage.NewChain()
+	r.wmLast, r.wmSeqs, r.wmDone, r.wmCommit, r.pending = -1, nil, 0, 0, false
+}
+
+// clockForwarded returns the clock Seq forwarded before for src in this
+// session (pipeline.NoPrev: none) and records seq.
+func (r *routeSession) clockForwarded(src int32, seq int64) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.forward == nil {
+		r.forward = map[int32]int64{}
+	}
+	prev, ok := r.forward[src]
+	r.forward[src] = seq
+	if !ok {
+		return pipeline.NoPrev
+	}
+	return prev
+}
+
+// chain is the session's chain of messages to the window keys. goka calls
+// route's callbacks for one partition from one goroutine, and the
+// watermark changelog has its one key on one partition.
+func (r *routeSession) chain() *stage.Chain {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.windows == nil {
+		r.windows = stage.NewChain()
+	}
+	return r.windows
+}
+
+// watermarkWrite records the watermark write st read at offset. A write
+// that skips a sequence number means one was lost: its messages to the
+// window keys are missing, and only a replay can restore them, so route
+// stops there rather than let a window become final without them.
+func (r *routeSession) watermarkWrite(offset int64, st *pipeline.WatermarkState) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.wmLast >= 0 && st.Seq > r.wmLast+1 {
+		metricWatermarkGaps.Inc()
+		return &WatermarkGapError{After: r.wmLast, Seq: st.Seq}
+	}
+	if st.Seq > r.wmLast {
+		r.wmLast = st.Seq
+	}
+	r.wmSeqs = append(r.wmSeqs, offsetSeq{offset, st.Seq})
+	r.pending = false
+	for _, ap := range st.Aggs {
+		r.pending = r.pending || len(ap.Final) > 0 || len(ap.Forget) > 0
+	}
+	return nil
+}
+
+// WatermarkGapError says that the watermark stage's changelog lost a write.
+type WatermarkGapError struct{ After, Seq int64 }
+
+func (e *WatermarkGapError) Error() string {
+	return fmt.Sprintf("the watermark stage's changelog skips from write %d to %d: the messages of the lost writes to the window keys are gone, "+
+		"so route stops here rather than let a window become final without them. Stop the pipeline, `ridestream reset --prefix <prefix> --postgres finals`, and replay",
+		e.After, e.Seq)
+}
+
+// committed records route's commit of the watermark changelog partition
+// (next is the next offset to read) and acknowledges the writes it passed
+// when some have windows to forget.
+func (r *routeSession) committed(next int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if next <= r.wmCommit {
+		return
+	}
+	r.wmCommit = next
+	i := 0
+	for i < len(r.wmSeqs) && r.wmSeqs[i].offset < next {
+		r.wmDone = max(r.wmDone, r.wmSeqs[i].seq)
+		i++
+	}
+	r.wmSeqs = r.wmSeqs[i:]
+	if r.pending && r.wmDone > r.acked && r.ack != nil {
+		r.acked = r.wmDone
+		r.ack(pipeline.Ack{Done: r.wmDone})
+	}
+}
+
+// committedWatermark is route's committed offset of the watermark
+// changelog partition in this session.
+func (r *routeSession) committedWatermark() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wmCommit
+}
+
+// commitTracker keeps the window stage's committed offset per partition.
+type commitTracker struct {
+	mu   sync.Mutex
+	next map[int32]int64
+}
+
+func (c *commitTracker) set(partition int32, next int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.next == nil {
+		c.next = map[int32]int64{}
+	}
+	c.next[partition] = max(c.next[partition], next)
+}
+
+func (c *commitTracker) get(partition int32) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next[partition]
+}

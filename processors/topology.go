@@ -1,35 +1,35 @@
-// Package processors computes event-time hourly revenue with allowed lateness
-// on goka, deterministically: the final table is a pure function of the input
-// log (docs/contract.md).
+// Package processors runs a pipeline's windowed aggregations on goka,
+// deterministically: every final table is a pure function of the input log
+// (docs/contract.md). The transitions are pure functions in
+// internal/stage; this package adapts them to goka callbacks.
 //
-// Three goka processors, each a consumer group that scales out by partitions:
+// Four goka processors, each a consumer group that scales out by
+// partitions (docs/design.md, "Topology"):
 //
-//		rides ──route──▶ <p>-clock ──clock──▶ <p>-clock-table (changelog = clock output)
-//		                                           │
-//		      ┌────────────────route◀──────────────┘
-//		      ▼
-//		<p>-windows ──windows──▶ <p>-finals     (route also writes <p>-late, <p>-rejected)
+//	rides ──route──▶ <p>-clock ──clock──▶ <p>-clock-table (changelog = clock output)
+//	                                          │
+//	       route ◀────────────────────────────┘
+//	         └──▶ <p>-watermark ──watermark──▶ <p>-watermark-table (changelog = its output)
+//	                                                  │
+//	       route ◀────────────────────────────────────┘
+//	         └──▶ <p>-windows ──windows──▶ <p>-finals     (route also writes <p>-late, <p>-rejected)
 //
-//	  - route (stateless) decodes each input record and forwards it, keyed by
-//	    its source partition, to the clock topic; undecodable records go to the
-//	    rejected topic. It also reads the clock table's changelog and fans each
-//	    clock output out: on-time rides to their (window, shard) key, late rides
-//	    to the late topic, close markers to every shard of each closed window.
-//	  - clock keeps per source partition the stream time ST(p) and the last
-//	    applied offset, and decides on-time, late or too far ahead. Its only
-//	    write is its table value, which carries the record's output: state and
-//	    output commit in one Kafka record, so a crash can never apply one
-//	    without the other, and redelivered records (offset ≤ last applied) are
-//	    skipped without re-deriving anything.
-//	  - windows keeps per (window, shard) the zone sums, per source the last
-//	    applied ride offset and whether its close marker arrived. When every
-//	    source partition has closed the window it emits one final row per zone
-//	    to the finals topic; a redelivered finalizing marker re-emits the same
-//	    rows, and the sink stores each (window, zone) once.
-//
-// Close markers travel the same path as rides (same key, same partition,
-// same producer order), so a window never finalizes before a ride that was
-// on time for it has been applied.
+//	  - route (stateless) decodes each input record and sends it, in batches
+//	    keyed by its source partition, to the clock topic; undecodable records
+//	    go to the rejected topic. It forwards each clock output to the
+//	    watermark stage, and each watermark output to the window keys.
+//	  - clock keeps per source partition the stream time ST(p), decides each
+//	    record (on time or late per aggregation, outlier) and sums the
+//	    batch's on-time rides per aggregation: per window and group, or runs
+//	    per group for sessions. Its only write is its table value, which
+//	    carries those outputs: state and output commit in one Kafka record.
+//	  - watermark (one key) keeps every partition's clock, forwards the
+//	    partial sums to their window keys, and finalizes what the lowest
+//	    stream time has passed by the allowed lateness. It derives clock
+//	    outputs that never reached it again from the input.
+//	  - windows keeps per tumbling window (and shard) its groups' sums, per
+//	    session group its sessions; it emits final rows to the finals topic
+//	    and deletes what is final once it is safe (forgotten).
 package processors
 
 import (
@@ -39,15 +39,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/pipeline"
+	"github.com/ridestream/ridestream/internal/stage"
 )
 
 // Config configures the processors of one pipeline.
 type Config struct {
-	// Spec is the pipeline, as recorded (kafka.ResolveSpec): input, window
-	// rule, shards, names.
+	// Spec is the pipeline, as recorded (kafka.ResolveSpec): input,
+	// aggregations, window rules, names.
 	pipeline.Spec
 	// Kafka is how every client of the processors reaches the cluster.
 	Kafka kafka.Conn
@@ -113,7 +115,8 @@ func (c Config) Validate() error {
 	return c.Spec.Validate()
 }
 
-// Topology is a resolved pipeline: names, partition counts, keys.
+// Topology is a resolved pipeline: names, partition counts, keys, wire
+// format and transitions.
 type Topology struct {
 	Config
 	pipeline.Names
@@ -122,11 +125,18 @@ type Topology struct {
 	// ClockKeys[p] is the clock key of source partition p; it lands on
 	// partition p of the clock topic under Kafka's murmur2 rule.
 	ClockKeys []string
+	// Aggs are the pipeline's aggregations; Stages their transitions and
+	// Wire their messages' encoding.
+	Aggs      []aggregate.Aggregation
+	Stages    *stage.Pipeline
+	Wire      *pipeline.Wire
 	keyIndex  map[string]int32
 	owned     ownership
 	guard     *kafka.InstanceGuard
-	chains    routeChains             // route's, per session
+	route     routeSession            // route's, per session
 	batch     atomic.Pointer[batcher] // route's, while it runs
+	commits   commitTracker           // the window stage's committed offsets
+	repairer  repairer                // the watermark stage's input reader
 	processed atomic.Int64
 }
 
@@ -146,22 +156,16 @@ func ClockKeys(n int32) []string {
 	return keys
 }
 
-// Shard of a pickup zone.
-func (t *Topology) Shard(zone int32) int {
-	s := int(zone) % t.Shards
-	if s < 0 {
-		s += t.Shards
-	}
-	return s
-}
-
 // NewTopology is the pipeline cfg.Spec describes (as recorded: its input
 // partition count included): names, partition counts, keys. It does not
 // touch Kafka.
 func NewTopology(cfg Config) *Topology {
 	cfg.withDefaults()
 	cfg.Spec = cfg.Spec.Resolved()
-	t := &Topology{Config: cfg, Names: cfg.Spec.Names(), Sources: cfg.InputPartitions}
+	t := &Topology{Config: cfg, Names: cfg.Spec.Names(), Sources: cfg.InputPartitions, Aggs: cfg.Spec.Aggs(),
+		Stages: stage.New(cfg.Spec)}
+	t.Wire = pipeline.NewWire(t.Aggs)
+	t.repairer.t = t
 	if t.WindowPartitions == 0 {
 		t.WindowPartitions = t.Sources
 	}
@@ -192,12 +196,18 @@ func Setup(cfg Config) (*Topology, error) {
 	}
 	defer admin.Close()
 	wp, rf := t.WindowPartitions, cfg.Replication
+	week := strconv.Itoa(7 * 24 * 3600 * 1000)
 	topics := []kafka.Topic{
 		{Name: t.Clock, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
-		// The clock table's changelog is also route's input: compaction may
-		// only remove records route has long read.
+		// The clock's and the watermark's changelogs are also route's
+		// input: compaction should only remove records route has read (a
+		// clock record it missed is derived again from the input).
 		{Name: t.ClockTable, Partitions: t.Sources, Replication: rf, CleanupPolicy: "compact",
-			Configs: map[string]string{"min.compaction.lag.ms": strconv.Itoa(7 * 24 * 3600 * 1000)}},
+			Configs: map[string]string{"min.compaction.lag.ms": week}},
+		// Co-partitioned with the input: route reads it in the same group.
+		{Name: t.Watermark, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
+		{Name: t.WatermarkTable, Partitions: t.Sources, Replication: rf, CleanupPolicy: "compact",
+			Configs: map[string]string{"min.compaction.lag.ms": week}},
 		{Name: t.Windows, Partitions: wp, Replication: rf, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
 		{Name: t.WindowsTable, Partitions: wp, Replication: rf, CleanupPolicy: "compact"},
 		{Name: t.Finals, Partitions: wp, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},

@@ -84,7 +84,7 @@ func MeasureCeiling(ctx context.Context, url string, rows, batch int) (Ceiling, 
 			part := all[lo:min(lo+batch, len(all))]
 			ch := &chunk{rides: part, records: len(part),
 				progress: progress{topic: "bench", partition: 0, next: part[len(part)-1].offset + 1, rides: part[len(part)-1].offset + 1}}
-			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, []*chunk{ch}, p.path) }); err != nil {
+			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, []*chunk{ch}, p.path, nil) }); err != nil {
 				return c, fmt.Errorf("batch: %w", err)
 			}
 		}

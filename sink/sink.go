@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/pipeline"
+	"github.com/ridestream/ridestream/internal/stage"
 	"github.com/ridestream/ridestream/schema"
 )
 
@@ -154,6 +156,24 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.Ready.Set("pipeline", "")
 	names := spec.Names()
 	log.Info("pipeline", "spec", spec.Summary())
+	// The pipeline's tables: claimed in ridestream_tables (a table of
+	// another pipeline is refused) and created from its aggregations.
+	tables := newAggTables(spec.Aggs())
+	var owned error
+	if err := retry(ctx, log, cfg.Ready, "create the pipeline's tables", func(ctx context.Context) error {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return ensureTables(ctx, tx, spec.Prefix, spec.Aggs()) })
+		var oe *OwnershipError
+		if errors.As(err, &oe) || (err != nil && strings.Contains(err.Error(), "was made for")) {
+			owned = err // a setting, not an outage: not retried
+			return nil
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if owned != nil {
+		return owned
+	}
 	instances := map[string]string{}
 	if cfg.InstanceID != "" {
 		instances[names.SinkGroup], instances[names.SinkFinalsGroup] = cfg.InstanceID, cfg.InstanceID+"-finals"
@@ -175,7 +195,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// The writer outlives ctx by shutdownGrace so the last batch commits.
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
-	w := newWriter(pool, cfg.BatchRows, cfg.FlushInterval, log, cfg.Ready)
+	w := newWriter(pool, cfg.BatchRows, cfg.FlushInterval, log, cfg.Ready, tables)
 	var writerGroup errgroup.Group
 	writerGroup.Go(func() error { return w.run(writerCtx) })
 
@@ -237,7 +257,7 @@ func consume(ctx context.Context, cfg Config, spec pipeline.Spec, guard *kafka.I
 	if finals {
 		ready = "kafka-finals"
 	}
-	h := &handler{cfg: cfg, spec: spec, finals: finals, w: w, pool: pool, log: log, ready: ready, state: map[topicPartition]*partitionState{}}
+	h := &handler{cfg: cfg, spec: spec, stages: stage.New(spec), finals: finals, w: w, pool: pool, log: log, ready: ready, state: map[topicPartition]*partitionState{}}
 	for ctx.Err() == nil {
 		var cg sarama.ConsumerGroup
 		if err := retry(ctx, log, nil, "join consumer group", func(context.Context) error {
@@ -294,12 +314,15 @@ func consumeSessions(ctx context.Context, cg sarama.ConsumerGroup, topic string,
 // partitionState is the in-order state of one claimed partition.
 type partitionState struct {
 	progress progress
+	// classifier decides the raw input's records (nil for the finals).
+	classifier *classifier
 }
 
 // handler implements sarama.ConsumerGroupHandler.
 type handler struct {
 	cfg    Config
 	spec   pipeline.Spec
+	stages *stage.Pipeline
 	finals bool // the group consumes the finals topic
 	w      *writer
 	pool   *pgxpool.Pool
@@ -346,7 +369,11 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 				sess.MarkOffset(topic, p, pr.next, "")
 				sess.ResetOffset(topic, p, pr.next, "")
 			}
-			h.state[tp] = &partitionState{progress: pr}
+			ps := &partitionState{progress: pr}
+			if !h.finals {
+				ps.classifier = newClassifier(h.stages, h.spec.Decode, pr)
+			}
+			h.state[tp] = ps
 		}
 	}
 	h.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
@@ -406,12 +433,12 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				continue // applied before; PostgreSQL is the source of truth
 			}
 			if h.finals {
-				if err := c.addFinal(msg); err != nil {
+				if err := c.addFinal(h.stages.Aggs, msg); err != nil {
 					// Our own topic: a row that does not parse is a bug, not input.
 					h.log.Error("skipping unreadable finals record", "partition", msg.Partition, "offset", msg.Offset, "err", err)
 				}
 			} else {
-				c.add(h.spec, msg)
+				c.add(st.classifier, msg)
 			}
 			pr = c.progress
 			if c.records >= chunkRows && !send() {
@@ -459,13 +486,21 @@ func OpenPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// MigratePool applies the schema migrations on one pooled connection.
+// MigratePool applies the schema migrations on one pooled connection, in
+// the first schema of the URL's search_path (created when missing): two
+// pipelines share a database in two schemas.
 func MigratePool(ctx context.Context, pool *pgxpool.Pool) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("connect for migrations: %w", err)
 	}
 	defer conn.Release()
+	if path := pool.Config().ConnConfig.RuntimeParams["search_path"]; path != "" {
+		first := strings.TrimSpace(strings.Split(path, ",")[0])
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{first}.Sanitize()); err != nil {
+			return fmt.Errorf("create schema %s (search_path): %w", first, err)
+		}
+	}
 	_, err = schema.Migrate(ctx, conn.Conn())
 	return err
 }

@@ -237,16 +237,16 @@ func verify(t *testing.T, pool *pgxpool.Pool, rule model.Rule, parts [][][]byte)
 		t.Errorf("rejected_input: %d rows, model says %d", nRejected, len(want.Rejected))
 	}
 
-	rows, err = pool.Query(ctx, `SELECT src_partition, src_offset, window_start, (extract(epoch FROM late_by) * 1000)::bigint FROM late_rides`)
+	rows, err = pool.Query(ctx, `SELECT aggregation, src_partition, src_offset, window_start, (extract(epoch FROM late_by) * 1000)::bigint FROM late_rides`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nLate := 0
 	for rows.Next() {
-		var k model.Key
+		var k model.LateKey
 		var ws time.Time
 		var by int64
-		if err := rows.Scan(&k.Partition, &k.Offset, &ws, &by); err != nil {
+		if err := rows.Scan(&k.Aggregation, &k.Partition, &k.Offset, &ws, &by); err != nil {
 			t.Fatal(err)
 		}
 		nLate++

@@ -15,9 +15,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/internal/ride"
+	"github.com/ridestream/ridestream/internal/stage"
 	"github.com/ridestream/ridestream/internal/window"
 )
 
@@ -49,17 +51,19 @@ type rejectRow struct {
 }
 
 type lateRow struct {
+	agg         string
 	partition   int32
 	offset      int64
 	r           ride.Ride
-	windowStart int64
+	eventMs     int64
+	windowStart int64 // tumbling only (0: a session aggregation)
 	windowEnd   int64
 	streamTime  int64
 	lateByMs    int64
 }
 
 // chunk is a run of consecutive records of one partition, classified, with
-// the progress after its last record.
+// the progress after its last decided record.
 type chunk struct {
 	sess     sarama.ConsumerGroupSession
 	records  int
@@ -71,21 +75,19 @@ type chunk struct {
 }
 
 type finalRow struct {
-	start, end                                    time.Time
-	zone                                          int32
-	trips, cents, distCenti, tipCents, passengers int64
+	table int // index into the pipeline's aggregations
+	f     pipeline.Final
 }
 
 // addFinal parses one record of the finals topic.
-func (c *chunk) addFinal(msg *sarama.ConsumerMessage) error {
+func (c *chunk) addFinal(aggs []aggregate.Aggregation, msg *sarama.ConsumerMessage) error {
 	c.records++
 	c.progress.next = msg.Offset + 1
-	f, err := pipeline.DecodeFinal(msg.Value)
+	f, a, err := pipeline.DecodeFinal(aggs, msg.Value)
 	if err != nil {
 		return err
 	}
-	c.finals = append(c.finals, finalRow{start: f.WindowStart, end: f.WindowEnd, zone: f.Zone, trips: f.Trips,
-		cents: f.RevenueCents, distCenti: f.DistanceCenti, tipCents: f.TipCents, passengers: f.TotalPassengers})
+	c.finals = append(c.finals, finalRow{table: slices.IndexFunc(aggs, func(x aggregate.Aggregation) bool { return x.Name == a.Name }), f: f})
 	return nil
 }
 
@@ -93,34 +95,105 @@ func newChunk(sess sarama.ConsumerGroupSession, from progress) *chunk {
 	return &chunk{sess: sess, progress: from}
 }
 
-// add classifies one message of the pipeline spec's input and advances the
-// chunk's progress past it.
-func (c *chunk) add(spec pipeline.Spec, msg *sarama.ConsumerMessage) {
+// classifier decides one partition's raw input in offset order with the
+// pipeline's rules: the stream-time rule (a jump waits for the rides after
+// it, and every record after it waits too), then each aggregation's
+// lateness. What waits is kept here, not in PostgreSQL: the stored
+// progress stops at the first record that waits, so a restart reads it
+// again.
+type classifier struct {
+	stages  *stage.Pipeline
+	decode  ride.Options
+	clock   window.Clock
+	waiting []waitingRecord
+}
+
+type waitingRecord struct {
+	msg *sarama.ConsumerMessage
+	rec ride.Record
+	err error
+}
+
+func newClassifier(p *stage.Pipeline, decode ride.Options, from progress) *classifier {
+	return &classifier{stages: p, decode: decode, clock: window.Clock{ST: from.clock.ST, Valid: from.clock.Valid}}
+}
+
+// add classifies one message of the input (with what waited before it) and
+// advances the chunk's progress to the first record still waiting.
+func (c *chunk) add(cl *classifier, msg *sarama.ConsumerMessage) {
 	c.records++
-	p := &c.progress
-	p.next = msg.Offset + 1
-	rec, err := spec.Decode.Decode(msg.Value)
-	if err != nil {
-		c.reject(msg, err.Error())
-		return
+	rec, err := cl.decode.Decode(msg.Value)
+	cl.waiting = append(cl.waiting, waitingRecord{msg: msg, rec: rec, err: err})
+	var decided []window.Decision
+	if err == nil {
+		cl.stages.Stream.Feed(&cl.clock, window.Item{Offset: msg.Offset, Heartbeat: rec.Kind == ride.KindHeartbeat, T: rec.EventMs},
+			func(d window.Decision) { decided = append(decided, d) })
 	}
-	if rec.Kind == ride.KindHeartbeat {
-		p.clock.Advance(rec.EventMs) // a control record: not subject to --max-future-skew
+	n := 0
+	for ; n < len(cl.waiting); n++ {
+		w := cl.waiting[n]
+		if w.err != nil {
+			c.reject(w.msg, w.err.Error())
+			continue
+		}
+		if len(decided) == 0 {
+			break
+		}
+		c.decided(cl, w, decided[0])
+		decided = decided[1:]
+	}
+	cl.waiting = cl.waiting[n:]
+	c.progress.next = msg.Offset + 1
+	if len(cl.waiting) > 0 {
+		c.progress.next = cl.waiting[0].msg.Offset
+	} else {
+		cl.waiting = nil
+	}
+	c.progress.clock = window.Clock{ST: cl.clock.ST, Valid: cl.clock.Valid}
+}
+
+// decided lands what the rule decided about one record: a heartbeat, an
+// outlier, or a ride with its lateness in every aggregation (the rides
+// table's window_start and is_late are the first aggregation's).
+func (c *chunk) decided(cl *classifier, w waitingRecord, d window.Decision) {
+	p := &c.progress
+	switch d.Outcome {
+	case window.HeartbeatApplied:
 		p.heartbeats++
 		return
-	}
-	d := spec.Window.Observe(&p.clock, rec.EventMs)
-	if d.Verdict == window.TooFarAhead {
-		c.reject(msg, pipeline.SkewReason(rec.EventMs, spec.Window.MaxFutureSkew, d.STBefore))
+	case window.Outlier:
+		c.reject(w.msg, d.Why)
 		return
 	}
 	p.rides++
-	late := d.Verdict == window.Late
-	c.rides = append(c.rides, rideRow{partition: msg.Partition, offset: msg.Offset, r: rec.Ride, windowStart: d.WindowStart, late: late})
-	if late {
-		c.late = append(c.late, lateRow{partition: msg.Partition, offset: msg.Offset, r: rec.Ride,
-			windowStart: d.WindowStart, windowEnd: d.WindowEnd, streamTime: d.STBefore, lateByMs: d.LateByMs(spec.Window)})
+	t := w.rec.EventMs
+	row := rideRow{partition: w.msg.Partition, offset: w.msg.Offset, r: w.rec.Ride}
+	for i, a := range cl.stages.Aggs {
+		l := lateRow{agg: a.Name, partition: w.msg.Partition, offset: w.msg.Offset, r: w.rec.Ride, eventMs: t, streamTime: d.STBefore}
+		var late bool
+		if a.Kind == aggregate.Tumbling {
+			ws := cl.stages.Windows[i]
+			var start, end int64
+			start, end, late = ws.Late(t, d.STBefore, d.HadST)
+			l.windowStart, l.windowEnd, l.lateByMs = start, end, ws.LateBy(end, d.STBefore)
+			if i == 0 {
+				row.windowStart = start
+			}
+		} else {
+			late = stage.SessionLate(a, t, d.STBefore, d.HadST)
+			l.lateByMs = d.STBefore - (t + a.Lateness.Milliseconds())
+			if i == 0 {
+				row.windowStart = t
+			}
+		}
+		if i == 0 {
+			row.late = late
+		}
+		if late {
+			c.late = append(c.late, l)
+		}
 	}
+	c.rides = append(c.rides, row)
 }
 
 func (c *chunk) reject(msg *sarama.ConsumerMessage, reason string) {
@@ -140,6 +213,7 @@ type writer struct {
 	interval time.Duration
 	log      *slog.Logger
 	ready    *ops.Readiness
+	tables   []aggTable // the pipeline's aggregations' tables
 
 	in      chan *chunk
 	flushes chan chan error
@@ -153,8 +227,8 @@ type writer struct {
 	totalRecords int
 }
 
-func newWriter(pool *pgxpool.Pool, batch int, interval time.Duration, log *slog.Logger, ready *ops.Readiness) *writer {
-	return &writer{pool: pool, batch: batch, interval: interval, log: log, ready: ready,
+func newWriter(pool *pgxpool.Pool, batch int, interval time.Duration, log *slog.Logger, ready *ops.Readiness, tables []aggTable) *writer {
+	return &writer{pool: pool, batch: batch, interval: interval, log: log, ready: ready, tables: tables,
 		// A few chunks in flight: claims block here when PostgreSQL is slow,
 		// which stops consumption instead of growing memory.
 		in:      make(chan *chunk, 4),
@@ -223,15 +297,18 @@ func (w *writer) commit(ctx context.Context) error {
 	}
 	start := time.Now()
 	err := retry(ctx, w.log, w.ready, "commit batch", func(ctx context.Context) error {
-		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, w.pending, pathDirect) })
+		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, w.pending, pathDirect, w.tables) })
 	})
 	if err != nil {
 		return err
 	}
-	var rides, rejected, late, finals int
+	var rides, rejected, late int
 	for _, c := range w.pending {
 		c.sess.MarkOffset(c.progress.topic, c.progress.partition, c.progress.next, "")
-		rides, rejected, late, finals = rides+len(c.rides), rejected+len(c.rejects), late+len(c.late), finals+len(c.finals)
+		rides, rejected, late = rides+len(c.rides), rejected+len(c.rejects), late+len(c.late)
+		for _, f := range c.finals {
+			metricRows.WithLabelValues(w.tables[f.table].a.Name).Inc()
+		}
 		if c.progress.clock.Valid {
 			metricStreamTime.WithLabelValues(strconv.Itoa(int(c.progress.partition))).Set(float64(c.progress.clock.ST) / 1000)
 		}
@@ -239,7 +316,6 @@ func (w *writer) commit(ctx context.Context) error {
 	metricRows.WithLabelValues("rides").Add(float64(rides))
 	metricRows.WithLabelValues("rejected_input").Add(float64(rejected))
 	metricRows.WithLabelValues("late_rides").Add(float64(late))
-	metricRows.WithLabelValues("hourly_revenue").Add(float64(finals))
 	metricBatchSeconds.Observe(time.Since(start).Seconds())
 	metricBatchRows.Observe(float64(w.rows))
 	w.log.Debug("batch committed", "rows", w.rows, "chunks", len(w.pending), "took", time.Since(start))
@@ -266,32 +342,21 @@ CREATE TEMP TABLE IF NOT EXISTS rides_stage (
 CREATE TEMP TABLE IF NOT EXISTS rejected_stage (
     src_partition integer, src_offset bigint, raw bytea, error text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS late_stage (
-    src_partition integer, src_offset bigint, pickup_at timestamptz, pu_location_id integer,
+    aggregation text, src_partition integer, src_offset bigint, event_at timestamptz, pickup_at timestamptz, pu_location_id integer,
     total_cents bigint, window_start timestamptz, window_end timestamptz, stream_time timestamptz,
-    late_by_ms bigint) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS finals_stage (
-    window_start timestamptz, pu_location_id integer, window_end timestamptz, num_trips bigint,
-    revenue_cents bigint, distance_centi bigint, tips_cents bigint, passengers bigint) ON COMMIT DELETE ROWS;`
+    late_by_ms bigint) ON COMMIT DELETE ROWS;`
 
 const (
 	insertRejected = `INSERT INTO rejected_input (src_partition, src_offset, raw, error)
 SELECT src_partition, src_offset, raw, error FROM rejected_stage ORDER BY src_partition, src_offset
 ON CONFLICT (src_partition, src_offset) DO NOTHING`
 
-	insertLate = `INSERT INTO late_rides (src_partition, src_offset, pickup_at, pu_location_id, total_amount,
+	insertLate = `INSERT INTO late_rides (aggregation, src_partition, src_offset, event_at, pickup_at, pu_location_id, total_amount,
     window_start, window_end, stream_time, late_by)
-SELECT src_partition, src_offset, pickup_at, pu_location_id, total_cents::numeric / 100, window_start,
+SELECT aggregation, src_partition, src_offset, event_at, pickup_at, pu_location_id, total_cents::numeric / 100, window_start,
     window_end, stream_time, late_by_ms * interval '1 millisecond'
-FROM late_stage ORDER BY src_partition, src_offset
-ON CONFLICT (src_partition, src_offset) DO NOTHING`
-
-	// A final row is written once; a re-emitted duplicate is identical.
-	insertFinals = `INSERT INTO hourly_revenue (window_start, pu_location_id, window_end, num_trips, total_revenue,
-    total_distance, total_tips, total_passengers)
-SELECT window_start, pu_location_id, window_end, num_trips, revenue_cents::numeric / 100,
-    distance_centi::numeric / 100, tips_cents::numeric / 100, passengers
-FROM finals_stage ORDER BY window_start, pu_location_id
-ON CONFLICT (window_start, pu_location_id) DO NOTHING`
+FROM late_stage ORDER BY aggregation, src_partition, src_offset
+ON CONFLICT (aggregation, src_partition, src_offset) DO NOTHING`
 
 	// upsertProgress only moves forward: a stale writer (a member that lost
 	// the partition in a rebalance) cannot move a partition back.
@@ -313,7 +378,7 @@ const (
 	pathStaging
 )
 
-func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int) error {
+func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int, tables []aggTable) error {
 	// Rows go in (partition, offset) order, so two sinks that both hold a
 	// partition for a moment lock its rows in the same order.
 	chunks = slices.Clone(chunks)
@@ -358,12 +423,13 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int) error
 	}
 	if len(late) > 0 {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"late_stage"},
-			[]string{"src_partition", "src_offset", "pickup_at", "pu_location_id", "total_cents", "window_start",
+			[]string{"aggregation", "src_partition", "src_offset", "event_at", "pickup_at", "pu_location_id", "total_cents", "window_start",
 				"window_end", "stream_time", "late_by_ms"},
 			pgx.CopyFromSlice(len(late), func(i int) ([]any, error) {
 				l := &late[i]
-				return []any{l.partition, l.offset, optTime(l.r.Has&ride.HasPickup != 0, l.r.PickupMs), l.r.Vals[ride.PULocationID], l.r.Vals[ride.TotalAmount],
-					time.UnixMilli(l.windowStart), time.UnixMilli(l.windowEnd), time.UnixMilli(l.streamTime), l.lateByMs}, nil
+				return []any{l.agg, l.partition, l.offset, time.UnixMilli(l.eventMs), optTime(l.r.Has&ride.HasPickup != 0, l.r.PickupMs),
+					l.r.Vals[ride.PULocationID], l.r.Vals[ride.TotalAmount], optTime(l.windowEnd != 0, l.windowStart),
+					optTime(l.windowEnd != 0, l.windowEnd), time.UnixMilli(l.streamTime), l.lateByMs}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy %d late rides to staging: %w", len(late), err)
@@ -373,17 +439,16 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int) error
 		}
 	}
 	if len(finals) > 0 {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"finals_stage"},
-			[]string{"window_start", "pu_location_id", "window_end", "num_trips", "revenue_cents", "distance_centi", "tips_cents", "passengers"},
-			pgx.CopyFromSlice(len(finals), func(i int) ([]any, error) {
-				f := &finals[i]
-				return []any{f.start, f.zone, f.end, f.trips, f.cents, f.distCenti, f.tipCents, f.passengers}, nil
-			}))
-		if err != nil {
-			return fmt.Errorf("copy %d finals to staging: %w", len(finals), err)
+		byTable := make([][]pipeline.Final, len(tables))
+		for _, f := range finals {
+			byTable[f.table] = append(byTable[f.table], f.f)
 		}
-		if _, err := tx.Exec(ctx, insertFinals); err != nil {
-			return fmt.Errorf("insert finals: %w", err)
+		for i, rows := range byTable {
+			if len(rows) > 0 {
+				if err := tables[i].write(ctx, tx, rows); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	parts := make([]topicPartition, 0, len(last))

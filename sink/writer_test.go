@@ -124,7 +124,7 @@ func TestDirectPathFallsBack(t *testing.T) {
 		}
 		before := counterValue(metricStagingFallbacks)
 		for _, b := range [][2]int64{{0, 500}, {300, 900}, {0, 900}, {900, 2000}} { // overlaps, as after a rebalance
-			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, chunks(b[0], b[1]), path) }); err != nil {
+			if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return writeBatch(ctx, tx, chunks(b[0], b[1]), path, nil) }); err != nil {
 				t.Fatalf("path %d, batch %v: %v", path, b, err)
 			}
 		}

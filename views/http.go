@@ -5,41 +5,41 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/pipeline"
+	"github.com/ridestream/ridestream/internal/ride"
 )
 
 //go:embed page.html
 var page []byte
 
-// ZoneJSON is one pickup zone's sums in a window, in the API.
-type ZoneJSON struct {
-	Zone         int32  `json:"PULocationID"`
-	Trips        int64  `json:"num_trips"`
-	Revenue      string `json:"total_revenue"`
-	RevenueCents int64  `json:"total_revenue_cents"`
-}
-
-// WindowJSON is one window in the API: open (provisional sums that can
-// still grow) or final (what hourly_revenue holds).
+// WindowJSON is one window of an aggregation in the API: open
+// (provisional sums that can still grow) or final (what its table holds).
+// Trips and Revenue are the aggregation's first count and its sum of
+// total_amount, when it has them (hourly_revenue's num_trips and
+// total_revenue); Groups its groups with every measure, by column.
 type WindowJSON struct {
-	Start        time.Time  `json:"window_start"`
-	End          time.Time  `json:"window_end"`
-	Final        bool       `json:"final"`
-	Trips        int64      `json:"num_trips"`
-	Revenue      string     `json:"total_revenue"`
-	RevenueCents int64      `json:"total_revenue_cents"`
-	Zones        []ZoneJSON `json:"zones,omitempty"`
+	Aggregation  string           `json:"aggregation"`
+	Start        time.Time        `json:"window_start"`
+	End          time.Time        `json:"window_end"`
+	Final        bool             `json:"final"`
+	Trips        int64            `json:"num_trips"`
+	Revenue      string           `json:"total_revenue"`
+	RevenueCents int64            `json:"total_revenue_cents"`
+	Zones        []map[string]any `json:"zones,omitempty"`
 }
 
-// Handler serves GET / (a page with a live hourly revenue chart) and
-// GET /api/windows: every window with rides and its totals, filtered by
-// ?from= and ?to= (RFC 3339, on window_start), ?zone= (one pickup zone),
-// ?zones=1 (include per-zone rows) and ?empty=1 (include windows without
-// rides, such as those a partition's first record closes). The API answers
-// 503 until the view has recovered, so a reader never sees a half-loaded table.
+// Handler serves GET / (a page with a live revenue chart) and GET
+// /api/windows: every window with rides of a tumbling aggregation
+// (?aggregation=, default the first) that the window stage holds, with its
+// totals, filtered by ?from= and ?to= (RFC 3339, on window_start), ?zone=
+// (one pickup zone) and ?zones=1 (include per-group rows). The API answers
+// 503 until the view has recovered, so a reader never sees a half-loaded
+// table.
 func (w *Windows) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, _ *http.Request) {
@@ -52,37 +52,50 @@ func (w *Windows) Handler() http.Handler {
 			return
 		}
 		q := r.URL.Query()
+		agg, a, ok := w.Aggregation(q.Get("aggregation"))
+		if !ok {
+			http.Error(rw, "aggregation: the pipeline has no tumbling aggregation "+q.Get("aggregation"), http.StatusNotFound)
+			return
+		}
 		from, to, err := timeRange(q.Get("from"), q.Get("to"))
 		if err != nil {
 			http.Error(rw, err.Error(), http.StatusBadRequest)
 			return
 		}
-		zone := int64(-1 << 40)
+		zone, byZone := int64(0), false
 		if z := q.Get("zone"); z != "" {
 			if zone, err = strconv.ParseInt(z, 10, 32); err != nil {
 				http.Error(rw, "zone: want an integer PULocationID", http.StatusBadRequest)
 				return
 			}
+			byZone = true
 		}
-		all, err := w.All()
+		zoneAt := slices.Index(a.GroupBy, ride.PULocationID)
+		trips := slices.IndexFunc(a.Measures, func(m aggregate.Measure) bool { return m.Fn == aggregate.Count })
+		revenue := slices.IndexFunc(a.Measures, func(m aggregate.Measure) bool { return m.Fn == aggregate.Sum && m.Field == ride.TotalAmount })
+		all, err := w.All(agg)
 		if err != nil {
 			http.Error(rw, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		out := []WindowJSON{}
 		for _, win := range all {
-			if win.Start < from || win.Start >= to || (len(win.Zones) == 0 && q.Get("empty") != "1") {
+			if win.Start < from || win.Start >= to || len(win.Groups) == 0 {
 				continue
 			}
-			wj := WindowJSON{Start: time.UnixMilli(win.Start).UTC(), End: time.UnixMilli(win.End).UTC(), Final: win.Final}
-			for _, z := range win.Zones {
-				if zone != -1<<40 && int64(z.Zone) != zone {
+			wj := WindowJSON{Aggregation: a.Name, Start: time.UnixMilli(win.Start).UTC(), End: time.UnixMilli(win.End).UTC(), Final: win.Final}
+			for _, g := range win.Groups {
+				if byZone && (zoneAt < 0 || g.Group.Null&(1<<zoneAt) != 0 || g.Group.V[zoneAt] != zone) {
 					continue
 				}
-				wj.Trips += z.Trips
-				wj.RevenueCents += z.Cents
-				if q.Get("zones") == "1" || zone != -1<<40 {
-					wj.Zones = append(wj.Zones, ZoneJSON{Zone: z.Zone, Trips: z.Trips, Revenue: pipeline.Cents(z.Cents), RevenueCents: z.Cents})
+				if trips >= 0 {
+					wj.Trips += g.Acc.Vals[trips]
+				}
+				if revenue >= 0 {
+					wj.RevenueCents += g.Acc.Vals[revenue]
+				}
+				if q.Get("zones") == "1" || byZone {
+					wj.Zones = append(wj.Zones, groupJSON(a, g))
 				}
 			}
 			wj.Revenue = pipeline.Cents(wj.RevenueCents)
@@ -92,6 +105,31 @@ func (w *Windows) Handler() http.Handler {
 		_ = json.NewEncoder(rw).Encode(out)
 	})
 	return mux
+}
+
+// groupJSON is a group's values (by their fields' JSON names) and measures
+// (by column; money and miles as exact decimals).
+func groupJSON(a aggregate.Aggregation, g pipeline.GroupAcc) map[string]any {
+	out := map[string]any{}
+	for i, f := range a.GroupBy {
+		if g.Group.Null&(1<<i) != 0 {
+			out[ride.Fields[f].Name] = nil
+		} else {
+			out[ride.Fields[f].Name] = g.Group.V[i]
+		}
+	}
+	for i, m := range a.Measures {
+		v, ok := a.Value(g.Acc, i)
+		switch {
+		case !ok:
+			out[m.Column] = nil
+		case m.Scale() == ride.Hundredths:
+			out[m.Column] = pipeline.Cents(v)
+		default:
+			out[m.Column] = v
+		}
+	}
+	return out
 }
 
 func timeRange(from, to string) (int64, int64, error) {

@@ -1,6 +1,7 @@
-// Package views reads the processors' state while it forms: goka views over
-// the window stage's table (provisional and final sums per window and zone)
-// and the clock stage's table (each input partition's stream time).
+// Package views reads the processors' state while it forms: a goka view over
+// the window stage's table, which holds every tumbling window that has rides
+// and is not final yet, and each final one until it is forgotten (a second
+// or so after its rows are in the finals topic).
 //
 // A view answers Get while it is still recovering; callers gate readiness on
 // Recovered.
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lovoo/goka"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
 )
@@ -23,17 +25,17 @@ import (
 type Windows struct {
 	view      *goka.View
 	top       *processors.Topology
-	shards    int
 	recovered atomic.Bool
 }
 
 // NewWindows opens a view over the pipeline's window table.
 func NewWindows(top *processors.Topology) (*Windows, error) {
-	v, err := goka.NewView(top.Kafka.Brokers, goka.Table(top.WindowsTable), pipeline.WindowStateCodec{}, processors.ViewOptions(top.Kafka, top.Prefix+"-view")...)
+	v, err := goka.NewView(top.Kafka.Brokers, goka.Table(top.WindowsTable), pipeline.WindowStateCodec{Wire: top.Wire},
+		processors.ViewOptions(top.Kafka, top.Prefix+"-view")...)
 	if err != nil {
 		return nil, fmt.Errorf("open view of %s: %w", top.WindowsTable, err)
 	}
-	return &Windows{view: v, top: top, shards: top.Shards}, nil
+	return &Windows{view: v, top: top}, nil
 }
 
 // Run keeps the view up to date until ctx ends.
@@ -55,74 +57,70 @@ func (w *Windows) Recovered() bool {
 	return false
 }
 
-// Window is one window's sums per zone, merged over its shards.
+// Window is one tumbling window of an aggregation, its groups' measures
+// merged over its shards.
 type Window struct {
 	Start, End int64
-	// Final is true once every input partition closed the window.
+	// Final is true once every input partition closed the window (its
+	// rows are in the finals topic).
 	Final bool
-	// ShardsFound counts the shard keys the view holds for the window.
-	ShardsFound int
-	Zones       []pipeline.ZoneAgg // sorted by zone
+	// Groups are the groups' measures (ascending).
+	Groups []pipeline.GroupAcc
 }
 
-// Get returns the window starting at start; ok is false when no shard of it exists.
-func (w *Windows) Get(start int64) (Window, bool, error) {
-	out := Window{Start: start, Final: true}
-	for s := 0; s < w.shards; s++ {
-		v, err := w.view.Get(pipeline.WindowKey(start, s))
-		if err != nil {
-			return out, false, fmt.Errorf("get window %d shard %d: %w", start, s, err)
+// Aggregation returns the pipeline's tumbling aggregation named name (the
+// first tumbling one when name is empty).
+func (w *Windows) Aggregation(name string) (int, aggregate.Aggregation, bool) {
+	for i, a := range w.top.Aggs {
+		if a.Kind == aggregate.Tumbling && (name == "" || a.Name == name) {
+			return i, a, true
 		}
-		if v == nil {
-			out.Final = false
-			continue
-		}
-		st := v.(*pipeline.WindowState)
-		out.ShardsFound++
-		out.End = st.WindowEnd
-		out.Final = out.Final && st.Final
-		out.Zones = append(out.Zones, st.Zones...)
 	}
-	slices.SortFunc(out.Zones, func(a, b pipeline.ZoneAgg) int { return int(a.Zone) - int(b.Zone) })
-	return out, out.ShardsFound > 0, nil
+	return 0, aggregate.Aggregation{}, false
 }
 
-// All returns every window the view holds, merged over shards, by start.
-func (w *Windows) All() ([]Window, error) {
+// All returns every window of tumbling aggregation agg the view holds, by
+// start.
+func (w *Windows) All(agg int) ([]Window, error) {
 	it, err := w.view.Iterator()
 	if err != nil {
 		return nil, fmt.Errorf("iterate %s: %w", w.top.WindowsTable, err)
 	}
 	defer it.Release()
+	a := w.top.Aggs[agg]
 	byStart := map[int64]*Window{}
+	shards := map[int64]int{}
 	for it.Next() {
 		v, err := it.Value()
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", it.Key(), err)
 		}
 		st, ok := v.(*pipeline.WindowState)
-		if !ok || st == nil {
+		if !ok || st == nil || st.Agg != agg {
 			continue
 		}
-		win := byStart[st.WindowStart]
+		win := byStart[st.Start]
 		if win == nil {
-			win = &Window{Start: st.WindowStart, End: st.WindowEnd, Final: true}
-			byStart[st.WindowStart] = win
+			win = &Window{Start: st.Start, End: st.End, Final: true}
+			byStart[st.Start] = win
 		}
-		win.ShardsFound++
+		shards[st.Start]++
 		win.Final = win.Final && st.Final
-		win.Zones = append(win.Zones, st.Zones...)
+		for _, g := range st.Groups {
+			win.Groups = append(win.Groups, pipeline.GroupAcc{Group: g.Group, Acc: g.Acc.Clone()})
+		}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("iterate %s: %w", w.top.WindowsTable, err)
 	}
 	out := make([]Window, 0, len(byStart))
-	for _, win := range byStart {
-		// A window is final only when every shard key exists and is final.
-		win.Final = win.Final && win.ShardsFound == w.shards
-		slices.SortFunc(win.Zones, func(a, b pipeline.ZoneAgg) int { return int(a.Zone) - int(b.Zone) })
+	for start, win := range byStart {
+		// A window is final only when every shard with rides is; a shard
+		// forgotten already leaves the others final too.
+		win.Final = win.Final && (shards[start] <= a.Shards)
+		slices.SortFunc(win.Groups, func(x, y pipeline.GroupAcc) int { return aggregate.CompareGroups(x.Group, y.Group) })
 		out = append(out, *win)
 	}
-	slices.SortFunc(out, func(a, b Window) int { return cmp.Compare(a.Start, b.Start) })
+	slices.SortFunc(out, func(x, y Window) int { return cmp.Compare(x.Start, y.Start) })
 	return out, nil
 }

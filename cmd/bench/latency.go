@@ -14,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/model"
@@ -62,7 +63,7 @@ func measureLatency(ctx context.Context, c config, adminURL string, rate float64
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	wantFinals := len(model.Finals(model.DefaultRule(), parts, model.Run(model.DefaultRule(), parts)))
+	wantFinals := len(model.Finals(model.DefaultRule(), model.Run(model.DefaultRule(), parts))[aggregate.DefaultName])
 	parts = nil
 	runtime.GC() // the model's gigabyte is garbage: collect it now, not while measuring
 	dbURL, err := createDatabase(ctx, adminURL, "latency")
@@ -166,13 +167,13 @@ func windowCloses(conn kafka.Conn, topic string, rule model.Rule) (map[int64]tim
 	}
 	res := model.Run(rule, values)
 	closedAt := map[int64]time.Time{}
-	for k := range model.Finals(rule, values, res) {
-		if _, ok := closedAt[k.WindowStart]; ok {
+	for k := range model.Finals(rule, res)[aggregate.DefaultName] {
+		if _, ok := closedAt[k.Start]; ok {
 			continue
 		}
-		for p, o := range res.ClosedAt(rule, k.WindowStart) {
-			if ts := stamps[p][o]; ts.After(closedAt[k.WindowStart]) {
-				closedAt[k.WindowStart] = ts
+		for p, o := range res.ClosedAt(aggregate.DefaultName, k.Start) {
+			if ts := stamps[p][o]; ts.After(closedAt[k.Start]) {
+				closedAt[k.Start] = ts
 			}
 		}
 	}

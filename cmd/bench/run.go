@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
@@ -108,11 +109,11 @@ func run(ctx context.Context, args []string) error {
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	modelFinals := model.Finals(model.DefaultRule(), parts, model.Run(model.DefaultRule(), parts))
+	modelFinals := model.Finals(model.DefaultRule(), model.Run(model.DefaultRule(), parts))[aggregate.DefaultName]
 	wantFinals := len(modelFinals)
 	var wantTrips int64
 	for _, f := range modelFinals {
-		wantTrips += f.Trips
+		wantTrips += f.Measures[0].V // num_trips
 	}
 	parts = nil
 	runtime.GC() // the model's garbage: collect it now, not while measuring

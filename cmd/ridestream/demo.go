@@ -8,19 +8,23 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/broker"
 	"github.com/ridestream/ridestream/internal/envflag"
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/pgserver"
+	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
 	"github.com/ridestream/ridestream/sink"
 )
@@ -89,8 +93,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	rule := model.Rule{Size: ws.Size, Lateness: ws.Lateness, MaxFutureSkew: ws.MaxFutureSkew, Location: ws.Location, Input: spec.Decode}
-	want := model.Finals(rule, parts, model.Run(rule, parts))
+	rule := model.Rule{Size: ws.Size, Lateness: ws.Lateness, MaxFutureSkew: ws.MaxFutureSkew, Location: ws.Location, Input: spec.Decode,
+		Aggregations: spec.Aggregations}
+	want := map[string]int{}
+	total := 0
+	for name, rows := range model.Finals(rule, model.Run(rule, parts)) {
+		want[name] = len(rows)
+		total += len(rows)
+	}
 
 	say("running the goka processors (route, clock, windows) and the sink until every ride and every final window is in PostgreSQL")
 	start := time.Now()
@@ -118,29 +128,41 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer pool.Close()
 	limit := 2*time.Minute + time.Duration(produced)*time.Millisecond // a thousand records a second would be slow
-	waitErr := waitDone(ctx, pool, spec.Input, int64(produced), int64(len(want)), limit, log)
+	waitErr := waitDone(ctx, pool, spec, int64(produced), int64(total), limit, log)
 	stopRun()
 	if err := errors.Join(waitErr, g.Wait()); err != nil {
 		return err
 	}
 	el := time.Since(start)
 	say("done in %v: %d messages through the processors and the sink (%.0f rides/s end to end)", el.Round(time.Millisecond), produced, float64(w.Rides)/el.Seconds())
-	return report(ctx, pool, stdout, len(want))
+	return report(ctx, pool, stdout, spec, want)
 }
 
 // waitDone polls PostgreSQL until every input record is applied and the
 // reference model's number of final rows is in hourly_revenue, logging its
 // progress and what it still waits for; after limit it gives up, saying
 // what is missing.
-func waitDone(ctx context.Context, pool *pgxpool.Pool, topic string, records, finals int64, limit time.Duration, log *slog.Logger) error {
+func waitDone(ctx context.Context, pool *pgxpool.Pool, spec pipeline.Spec, records, finals int64, limit time.Duration, log *slog.Logger) error {
 	progress := generate.NewProgress(log, "pipeline", int(records), 2*time.Second)
 	deadline := time.Now().Add(limit)
 	var got, gotFinals int64
 	var lastErr error
+	count := `SELECT coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0)`
+	for _, a := range spec.Aggs() {
+		count += ` + 0, (SELECT count(*) FROM ` + pgx.Identifier{a.Name}.Sanitize() + `)`
+	}
+	count = strings.ReplaceAll(count, " + 0", "")
+	vals := make([]int64, 1+len(spec.Aggs()))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
 	for said := time.Now(); ; {
-		lastErr = pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0),
-			(SELECT count(*) FROM hourly_revenue)`, topic).Scan(&got, &gotFinals)
-		if lastErr == nil {
+		if lastErr = pool.QueryRow(ctx, count, spec.Input).Scan(dest...); lastErr == nil {
+			got, gotFinals = vals[0], 0
+			for _, v := range vals[1:] {
+				gotFinals += v
+			}
 			progress.Update(int(got))
 			if got >= records && gotFinals >= finals {
 				progress.Done(int(got))
@@ -165,32 +187,48 @@ func waitDone(ctx context.Context, pool *pgxpool.Pool, topic string, records, fi
 }
 
 // report prints what PostgreSQL holds now.
-func report(ctx context.Context, pool *pgxpool.Pool, out io.Writer, modelFinals int) error {
+func report(ctx context.Context, pool *pgxpool.Pool, out io.Writer, spec pipeline.Spec, modelFinals map[string]int) error {
 	var rides, late, rejected, heartbeats int64
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rides), (SELECT count(*) FROM rides WHERE is_late),
 		(SELECT count(*) FROM rejected_input), (SELECT coalesce(sum(heartbeats),0) FROM sink_progress)`).Scan(&rides, &late, &rejected, &heartbeats); err != nil {
 		return fmt.Errorf("count tables: %w", err)
 	}
-	fmt.Fprintf(out, "\nPostgreSQL now holds: %d raw rides (%d of them late, also in late_rides), %d rejected messages, and %d heartbeats were applied.\n", rides, late, rejected, heartbeats)
+	fmt.Fprintf(out, "\nPostgreSQL now holds: %d raw rides (%d of them late for %s, in late_rides), %d rejected messages, and %d heartbeats were applied.\n",
+		rides, late, spec.Aggs()[0].Name, rejected, heartbeats)
 
 	fmt.Fprintln(out, "\nRejected input by reason (table rejected_input):")
 	if err := table(ctx, pool, out, `SELECT count(*) AS messages, left(error, 90) AS reason FROM rejected_input GROUP BY 2 ORDER BY 1 DESC, 2 LIMIT 8`); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nLate rides (table late_rides): counted in no window, each with the window it missed and by how much; a sample:")
-	if err := table(ctx, pool, out, `SELECT src_partition AS p, src_offset AS "offset", to_char(pickup_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS pickup_utc,
-		to_char(window_start AT TIME ZONE 'UTC', 'MM-DD HH24:MI') AS missed_window, late_by::text AS late_by
-		FROM late_rides ORDER BY src_partition, src_offset LIMIT 5`); err != nil {
+	fmt.Fprintln(out, "\nLate rides (table late_rides): counted in no window of their aggregation, each with the window it missed and by how much; a sample:")
+	if err := table(ctx, pool, out, `SELECT aggregation, src_partition AS p, src_offset AS "offset", to_char(event_at AT TIME ZONE 'UTC', 'HH24:MI:SS') AS event_utc,
+		coalesce(to_char(window_start AT TIME ZONE 'UTC', 'MM-DD HH24:MI'), '') AS missed_window, late_by::text AS late_by
+		FROM late_rides ORDER BY aggregation, src_partition, src_offset LIMIT 5`); err != nil {
 		return err
 	}
-	var rows, windows int64
-	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT window_start) FROM hourly_revenue`).Scan(&rows, &windows); err != nil {
-		return err
+	for _, a := range spec.Aggs() {
+		start, _ := a.WindowColumns()
+		name, startCol := pgx.Identifier{a.Name}.Sanitize(), pgx.Identifier{start}.Sanitize()
+		var rows, windows int64
+		if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT `+startCol+`) FROM `+name).Scan(&rows, &windows); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nFinal rows of aggregation %s (table %s: %d rows over %d windows, the reference model expects %d rows)",
+			a.Name, a.Name, rows, windows, modelFinals[a.Name])
+		if a.Name != aggregate.DefaultName {
+			fmt.Fprintln(out, ", the first ten:")
+			if err := table(ctx, pool, out, `SELECT * FROM `+name+` ORDER BY 1, 2 LIMIT 10`); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintln(out, ",\nwith the tutorial's query: SELECT window_start, sum(num_trips), round(sum(total_revenue)::numeric,2) FROM hourly_revenue GROUP BY 1 ORDER BY 1")
+		if err := table(ctx, pool, out, `SELECT to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS window_start_utc,
+		sum(num_trips)::bigint AS num_trips, round(sum(total_revenue)::numeric, 2)::text AS total_revenue FROM hourly_revenue GROUP BY window_start ORDER BY window_start`); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(out, "\nFinalized hourly revenue (table hourly_revenue: %d rows over %d windows, the reference model expects %d rows),\n", rows, windows, modelFinals)
-	fmt.Fprintln(out, "with the tutorial's query: SELECT window_start, sum(num_trips), round(sum(total_revenue)::numeric,2) FROM hourly_revenue GROUP BY 1 ORDER BY 1")
-	return table(ctx, pool, out, `SELECT to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS window_start_utc,
-		sum(num_trips)::bigint AS num_trips, round(sum(total_revenue)::numeric, 2)::text AS total_revenue FROM hourly_revenue GROUP BY window_start ORDER BY window_start`)
+	return nil
 }
 
 // table prints a query's result as aligned columns.

@@ -61,7 +61,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout, "topic:", t)
 	}
 	if scope != sink.ResetNone {
-		fmt.Fprintln(stdout, "postgres:", sink.ResetDescription(scope, names.Finals))
+		fmt.Fprintln(stdout, "postgres:", sink.ResetDescription(scope, *prefix, names.Finals))
 	}
 	if *dry {
 		fmt.Fprintln(stdout, "dry run: nothing deleted")
@@ -71,7 +71,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if scope != sink.ResetNone {
-		if err := sink.Reset(ctx, url, scope, names.Finals); err != nil {
+		if err := sink.Reset(ctx, url, scope, *prefix, names.Finals); err != nil {
 			return err
 		}
 	}

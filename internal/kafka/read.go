@@ -44,6 +44,28 @@ func ReadPartition(client sarama.Client, topic string, p int32, fn func(*sarama.
 	if err != nil {
 		return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
 	}
+	return readRange(client, topic, p, first, end, fn)
+}
+
+// ErrGone says that records asked for are no longer in the log (retention
+// or compaction removed them).
+var ErrGone = errors.New("no longer in the log")
+
+// ReadRange calls fn with every message of one partition of topic with an
+// offset in [first, end), in offset order, as ReadPartition reads. When the
+// log starts after first, it fails with ErrGone.
+func ReadRange(client sarama.Client, topic string, p int32, first, end int64, fn func(*sarama.ConsumerMessage) error) error {
+	oldest, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+	if err != nil {
+		return fmt.Errorf("topic %s partition %d: %w", topic, p, err)
+	}
+	if oldest > first {
+		return fmt.Errorf("topic %s partition %d: offsets %d..%d: the log starts at %d: %w", topic, p, first, end-1, oldest, ErrGone)
+	}
+	return readRange(client, topic, p, first, end, fn)
+}
+
+func readRange(client sarama.Client, topic string, p int32, first, end int64, fn func(*sarama.ConsumerMessage) error) error {
 	failures := 0
 	fail := func(off int64, err error) error {
 		if failures++; failures > 20 {

@@ -8,15 +8,16 @@ type Names struct {
 	Input string
 	// Pipeline holds the pipeline's record: its Spec.
 	Pipeline string
-	// Clock and Windows are the internal streams; ClockTable and
-	// WindowsTable the goka changelogs of the clock and window stages.
-	Clock, ClockTable, Windows, WindowsTable string
+	// Clock, Watermark and Windows are the internal streams; ClockTable,
+	// WatermarkTable and WindowsTable the goka changelogs of the clock,
+	// watermark and window stages.
+	Clock, ClockTable, Watermark, WatermarkTable, Windows, WindowsTable string
 	// Finals, Late and Rejected are the outputs.
 	Finals, Late, Rejected string
 	// Consumer groups of the three processor stages and of the sink's raw
 	// input and finals.
-	RouteGroup, ClockGroup, WindowsGroup string
-	SinkGroup, SinkFinalsGroup           string
+	RouteGroup, ClockGroup, WatermarkGroup, WindowsGroup string
+	SinkGroup, SinkFinalsGroup                           string
 }
 
 // PipelineTopic is the name of the record topic of the pipeline prefix.
@@ -30,6 +31,8 @@ func (s Spec) Names() Names {
 		Pipeline:        PipelineTopic(p),
 		Clock:           p + "-clock",
 		ClockTable:      p + "-clock-table",
+		Watermark:       p + "-watermark",
+		WatermarkTable:  p + "-watermark-table",
 		Windows:         p + "-windows",
 		WindowsTable:    p + "-windows-table",
 		Finals:          p + "-finals",
@@ -37,6 +40,7 @@ func (s Spec) Names() Names {
 		Rejected:        p + "-rejected",
 		RouteGroup:      p + "-route",
 		ClockGroup:      p + "-clock",
+		WatermarkGroup:  p + "-watermark",
 		WindowsGroup:    p + "-windows",
 		SinkGroup:       p + "-sink",
 		SinkFinalsGroup: p + "-sink-finals",
@@ -45,11 +49,11 @@ func (s Spec) Names() Names {
 
 // Topics are the topics the processors create (the record topic apart).
 func (n Names) Topics() []string {
-	return []string{n.Clock, n.ClockTable, n.Windows, n.WindowsTable, n.Finals, n.Late, n.Rejected}
+	return []string{n.Clock, n.ClockTable, n.Watermark, n.WatermarkTable, n.Windows, n.WindowsTable, n.Finals, n.Late, n.Rejected}
 }
 
 // Groups are the pipeline's consumer groups: the processor stages' and the
 // sink's.
 func (n Names) Groups() []string {
-	return []string{n.RouteGroup, n.ClockGroup, n.WindowsGroup, n.SinkGroup, n.SinkFinalsGroup}
+	return []string{n.RouteGroup, n.ClockGroup, n.WatermarkGroup, n.WindowsGroup, n.SinkGroup, n.SinkFinalsGroup}
 }

@@ -4,8 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/ridestream/ridestream/internal/aggregate"
+	"github.com/ridestream/ridestream/internal/ride"
 )
 
 // Heartbeat is the documented heartbeat record, {"heartbeat": <epoch ms>}:
@@ -15,67 +20,190 @@ func Heartbeat(ms int64) []byte {
 	return []byte(`{"heartbeat":` + strconv.FormatInt(ms, 10) + `}`)
 }
 
-// Final is a record of the finals topic: one (window, zone) row, written by
-// the window stage and landed in hourly_revenue by the sink. Amounts travel
-// as integer cents; TotalRevenue repeats them as an exact decimal for
-// readers of the topic.
+// Value is one column's value; Null when it has none.
+type Value struct {
+	V    int64
+	Null bool
+}
+
+// Final is a record of the finals topic: one final row of an aggregation,
+// written by the window stage and landed in the aggregation's table by the
+// sink. Start and End are the window's bounds (a session's first and last
+// event times), Group the group-by fields' values, Measures the measures'
+// (hundredths for money and miles).
 type Final struct {
-	WindowStart     time.Time `json:"window_start"`
-	WindowEnd       time.Time `json:"window_end"`
-	Zone            int32     `json:"PULocationID"`
-	Trips           int64     `json:"num_trips"`
-	TotalRevenue    string    `json:"total_revenue"`
-	RevenueCents    int64     `json:"total_revenue_cents"`
-	DistanceCenti   int64     `json:"total_distance_centi"`
-	TipCents        int64     `json:"total_tips_cents"`
-	TotalPassengers int64     `json:"total_passengers"`
+	Aggregation string
+	Start, End  int64
+	Group       []Value
+	Measures    []Value
 }
 
-// Encode is the record's value.
-func (f Final) Encode() []byte {
-	f.TotalRevenue = Cents(f.RevenueCents)
-	b, _ := json.Marshal(f)
-	return b
-}
-
-// Key is the record's key: window start and zone.
+// Key is the record's key: aggregation, start and group.
 func (f Final) Key() string {
-	return strconv.FormatInt(f.WindowStart.UnixMilli(), 10) + "#" + strconv.Itoa(int(f.Zone))
+	var b strings.Builder
+	b.WriteString(f.Aggregation)
+	b.WriteByte('@')
+	b.WriteString(strconv.FormatInt(f.Start, 10))
+	for _, g := range f.Group {
+		b.WriteByte(':')
+		if g.Null {
+			b.WriteString("null")
+		} else {
+			b.WriteString(strconv.FormatInt(g.V, 10))
+		}
+	}
+	return b.String()
 }
 
-// DecodeFinal reads a finals record.
-func DecodeFinal(b []byte) (Final, error) {
-	var f struct {
-		Final
-		Zone *int32 `json:"PULocationID"`
+// Encode is the record's value: one JSON object with the aggregation's
+// name, its window columns (RFC 3339), each group-by field by its JSON name
+// and each measure by its column; money and miles as exact decimal
+// strings, counts and ids as numbers, no value as null.
+func (f Final) Encode(a aggregate.Aggregation) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"aggregation":`...)
+	b = strconv.AppendQuote(b, f.Aggregation)
+	start, end := a.WindowColumns()
+	b = append(b, `,"`+start+`":"`...)
+	b = append(b, FormatMs(f.Start)...)
+	b = append(b, `","`+end+`":"`...)
+	b = append(b, FormatMs(f.End)...)
+	b = append(b, '"')
+	for i, fid := range a.GroupBy {
+		b = appendValue(b, ride.Fields[fid].Name, f.Group[i], ride.Integer)
 	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return Final{}, err
+	for i, m := range a.Measures {
+		b = appendValue(b, m.Column, f.Measures[i], m.Scale())
 	}
-	if f.Zone == nil || f.WindowStart.IsZero() || f.WindowEnd.IsZero() {
-		return Final{}, errors.New("finals record without window_start, window_end or PULocationID")
-	}
-	f.Final.Zone = *f.Zone
-	return f.Final, nil
+	return append(b, '}')
 }
 
-// Late is a record of the late topic: a ride that missed its window.
+func appendValue(b []byte, name string, v Value, kind ride.FieldKind) []byte {
+	b = append(b, ',')
+	b = strconv.AppendQuote(b, name)
+	b = append(b, ':')
+	switch {
+	case v.Null:
+		return append(b, "null"...)
+	case kind == ride.Hundredths:
+		return strconv.AppendQuote(b, Cents(v.V))
+	}
+	return strconv.AppendInt(b, v.V, 10)
+}
+
+// DecodeFinal reads a finals record of one of aggs.
+func DecodeFinal(aggs []aggregate.Aggregation, b []byte) (Final, aggregate.Aggregation, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return Final{}, aggregate.Aggregation{}, err
+	}
+	var f Final
+	if err := json.Unmarshal(raw["aggregation"], &f.Aggregation); err != nil {
+		return f, aggregate.Aggregation{}, errors.New("finals record without aggregation")
+	}
+	i := slices.IndexFunc(aggs, func(a aggregate.Aggregation) bool { return a.Name == f.Aggregation })
+	if i < 0 {
+		return f, aggregate.Aggregation{}, fmt.Errorf("finals record of aggregation %q, which the pipeline does not declare", f.Aggregation)
+	}
+	a := aggs[i]
+	start, end := a.WindowColumns()
+	var err error
+	if f.Start, err = readTime(raw[start]); err != nil {
+		return f, a, fmt.Errorf("%s: %w", start, err)
+	}
+	if f.End, err = readTime(raw[end]); err != nil {
+		return f, a, fmt.Errorf("%s: %w", end, err)
+	}
+	f.Group = make([]Value, len(a.GroupBy))
+	for i, fid := range a.GroupBy {
+		if f.Group[i], err = readValue(raw, ride.Fields[fid].Name, ride.Integer); err != nil {
+			return f, a, err
+		}
+	}
+	f.Measures = make([]Value, len(a.Measures))
+	for i, m := range a.Measures {
+		if f.Measures[i], err = readValue(raw, m.Column, m.Scale()); err != nil {
+			return f, a, err
+		}
+	}
+	return f, a, nil
+}
+
+func readTime(raw json.RawMessage) (int64, error) {
+	var t time.Time
+	if err := json.Unmarshal(raw, &t); err != nil || t.IsZero() {
+		return 0, errors.New("missing or not a time")
+	}
+	return t.UnixMilli(), nil
+}
+
+func readValue(raw map[string]json.RawMessage, name string, kind ride.FieldKind) (Value, error) {
+	r, ok := raw[name]
+	if !ok {
+		return Value{}, fmt.Errorf("%s: missing", name)
+	}
+	if string(r) == "null" {
+		return Value{Null: true}, nil
+	}
+	if kind == ride.Hundredths {
+		var s string
+		if err := json.Unmarshal(r, &s); err != nil {
+			return Value{}, fmt.Errorf("%s: %w", name, err)
+		}
+		v, err := ParseCents(s)
+		return Value{V: v}, err
+	}
+	v, err := strconv.ParseInt(string(r), 10, 64)
+	if err != nil {
+		return Value{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return Value{V: v}, nil
+}
+
+// ParseCents reads what Cents writes ("-12.05") back into hundredths.
+func ParseCents(s string) (int64, error) {
+	neg := strings.HasPrefix(s, "-")
+	whole, frac, ok := strings.Cut(strings.TrimPrefix(s, "-"), ".")
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if !ok || len(frac) != 2 || err != nil || strings.HasPrefix(whole, "-") {
+		return 0, fmt.Errorf("%q is not an amount with two decimals", s)
+	}
+	f, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an amount with two decimals", s)
+	}
+	v := w*100 + f
+	if neg {
+		v = -v
+	}
+	return v, nil
+}
+
+// Late is a record of the late topic: a ride that missed its window, or
+// came too late to join a session, in one aggregation.
 type Late struct {
-	Partition   int32     `json:"partition"`
-	Offset      int64     `json:"offset"`
-	PickupMs    int64     `json:"tpep_pickup_datetime"`
-	Zone        int32     `json:"PULocationID"`
-	TotalAmount string    `json:"total_amount"`
-	WindowStart time.Time `json:"window_start"`
-	WindowEnd   time.Time `json:"window_end"`
-	StreamTime  time.Time `json:"stream_time"`
-	LateByMs    int64     `json:"late_by_ms"`
+	Partition   int32  `json:"partition"`
+	Offset      int64  `json:"offset"`
+	Aggregation string `json:"aggregation"`
+	EventTime   string `json:"event_time"`
+	// WindowStart and WindowEnd are the tumbling window it missed.
+	WindowStart string `json:"window_start,omitempty"`
+	WindowEnd   string `json:"window_end,omitempty"`
+	StreamTime  string `json:"stream_time"`
+	LateByMs    int64  `json:"late_by_ms"`
 }
 
-// Encode is the record's value.
-func (l Late) Encode() []byte {
+// Encode is the record's value: Late's fields, then the ride's fields that
+// the aggregation reads, by their JSON names.
+func (l Late) Encode(a aggregate.Aggregation, r *ride.Ride) []byte {
 	b, _ := json.Marshal(l)
-	return b
+	b = b[:len(b)-1]
+	for _, f := range a.Fields() {
+		if v, ok := r.Get(f); ok {
+			b = appendValue(b, ride.Fields[f].Name, Value{V: v}, ride.Fields[f].Kind)
+		}
+	}
+	return append(b, '}')
 }
 
 // Rejected is a record of the rejected topic. Raw holds at most

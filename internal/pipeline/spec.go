@@ -14,11 +14,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/window"
 )
@@ -47,9 +49,13 @@ type Spec struct {
 	// Decode is how input messages are read: the event-time field and the
 	// time zone of times written without one.
 	Decode ride.Options
-	// Shards spreads a window's zones over this many keys; 0 in a given spec
-	// means DefaultShards of the window (the record always holds a number).
+	// Shards spreads the default aggregation's windows over this many keys
+	// each; 0 in a given spec means DefaultShards (the record always holds
+	// a number).
 	Shards int
+	// Aggregations are the declared aggregations (--aggregations); none:
+	// the default, hourly_revenue (Aggs).
+	Aggregations []aggregate.Aggregation
 	// WindowPartitions of the windows and finals topics (0: as many as the
 	// input has).
 	WindowPartitions int32
@@ -62,15 +68,10 @@ func DefaultSpec() Spec {
 	return Spec{Prefix: DefaultPrefix, Input: DefaultTopic, Window: window.DefaultSpec(), Wire: WireVersion}
 }
 
-// DefaultShards is the shard count of a window size: 16 for windows of an
-// hour or more, proportionally fewer (at least 1) for shorter ones, whose
-// windows hold fewer rides and zones. Every shard of a window costs a key,
-// its close markers and its changelog writes: a month of 5-minute windows
-// in 16 shards is 143,000 keys, mostly empty.
-func DefaultShards(size time.Duration) int {
-	n := int((16*size + time.Hour/2) / time.Hour)
-	return max(1, min(16, n))
-}
+// DefaultShards is the default aggregation's shard count: 1. A window's
+// key holds the partial sums of the clock's batches, not rides, so one key
+// per window is enough unless a window has very many groups.
+func DefaultShards(time.Duration) int { return 1 }
 
 // Resolved is s with the shard count decided (see DefaultShards).
 func (s Spec) Resolved() Spec {
@@ -78,6 +79,35 @@ func (s Spec) Resolved() Spec {
 		s.Shards = DefaultShards(s.Window.Size)
 	}
 	return s
+}
+
+// Aggs are the pipeline's aggregations: the declared ones, each with its
+// allowed lateness (its own, or --allowed-lateness), or the default one.
+func (s Spec) Aggs() []aggregate.Aggregation {
+	if len(s.Aggregations) == 0 {
+		return []aggregate.Aggregation{aggregate.Default(s.Window.Size, s.Window.Lateness, max(s.Shards, 1))}
+	}
+	out := slices.Clone(s.Aggregations)
+	for i := range out {
+		out[i] = s.resolveLateness(out[i])
+	}
+	return out
+}
+
+// resolveLateness gives a the pipeline's lateness unless it has its own.
+func (s Spec) resolveLateness(a aggregate.Aggregation) aggregate.Aggregation {
+	if !a.OwnLateness {
+		a.Lateness = s.Window.Lateness
+	}
+	return a
+}
+
+// AggWindow is the tumbling window rule of aggregation a: its size and
+// lateness with the pipeline's time zone and skew.
+func (s Spec) AggWindow(a aggregate.Aggregation) window.Spec {
+	w := s.Window
+	w.Size, w.Lateness = a.Size, a.Lateness
+	return w
 }
 
 // A setting is one recorded field of Spec with its flag: the flag set, the
@@ -106,7 +136,7 @@ var settings = []setting{
 	{"allowed-lateness", "allowed lateness L: a window closes for a partition once its stream time reaches end+L",
 		func(s Spec) string { return s.Window.Lateness.String() },
 		func(s *Spec, v string) error { return setDuration(&s.Window.Lateness, v) }},
-	{"max-future-skew", "reject a ride further than this ahead of its partition's stream time",
+	{"max-future-skew", "a ride further than this ahead of its partition's stream time (or its first) counts only if the rides after it are near it; else it is rejected as an outlier",
 		func(s Spec) string { return s.Window.MaxFutureSkew.String() },
 		func(s *Spec, v string) error { return setDuration(&s.Window.MaxFutureSkew, v) }},
 	{"time-zone", "IANA time zone whose local wall clock aligns the windows (UTC: aligned to the epoch)",
@@ -118,11 +148,23 @@ var settings = []setting{
 	{"event-time-field", "field that holds a ride's event time (empty: the first of tpep_pickup_datetime, lpep_pickup_datetime, pickup_datetime)",
 		func(s Spec) string { return s.Decode.EventTimeField },
 		func(s *Spec, v string) error { s.Decode.EventTimeField = v; return nil }},
-	{"shards", "keys a window's zones are spread over (0: 16 for windows of an hour or more, proportionally fewer for shorter ones)",
+	{"shards", "keys each window of the default aggregation is spread over (0: 1)",
 		func(s Spec) string { return strconv.Itoa(s.Shards) },
 		func(s *Spec, v string) error {
 			n, err := strconv.Atoi(v)
 			s.Shards = n
+			return err
+		}},
+	{"aggregations", "YAML file declaring the pipeline's aggregations (empty: one, hourly_revenue); docs/contract.md, \"Aggregations\"",
+		func(s Spec) string {
+			if len(s.Aggregations) == 0 {
+				return ""
+			}
+			return aggregate.Canonical(s.Aggregations)
+		},
+		func(s *Spec, v string) error {
+			list, err := readAggregations(v)
+			s.Aggregations = list
 			return err
 		}},
 	{"window-partitions", "partitions of the windows and finals topics (0: as many as the input)",
@@ -132,6 +174,22 @@ var settings = []setting{
 			s.WindowPartitions = int32(n)
 			return err
 		}},
+}
+
+// readAggregations reads --aggregations: empty (none declared), the
+// canonical JSON a record keeps, or the path of a YAML declaration.
+func readAggregations(v string) ([]aggregate.Aggregation, error) {
+	switch t := strings.TrimSpace(v); {
+	case t == "":
+		return nil, nil
+	case strings.HasPrefix(t, "["):
+		return aggregate.FromCanonical(t)
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return nil, err
+	}
+	return aggregate.Parse(b)
 }
 
 func setDuration(d *time.Duration, v string) error {
@@ -187,7 +245,21 @@ func (s Spec) Validate() error {
 	if err := s.Decode.Validate(); err != nil {
 		return err
 	}
-	return s.Window.Validate()
+	if err := s.Window.Validate(); err != nil {
+		return err
+	}
+	for _, a := range s.Aggregations {
+		a = s.resolveLateness(a)
+		if err := a.Validate(); err != nil {
+			return fmt.Errorf("--aggregations: %w", err)
+		}
+		if a.Kind == aggregate.Tumbling {
+			if err := s.AggWindow(a).Validate(); err != nil {
+				return fmt.Errorf("--aggregations: aggregation %q: window: %w", a.Name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Flags registers the spec's settings on fs, each defaulting to spec's

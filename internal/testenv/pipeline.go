@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"
+	"github.com/ridestream/ridestream/internal/pipeline"
+	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/window"
 	"github.com/ridestream/ridestream/processors"
 )
@@ -26,13 +31,18 @@ type Pipeline struct {
 	Pool   *pgxpool.Pool
 	Parts  [][][]byte
 	Want   model.Result
-	Finals map[model.FinalKey]model.FinalRow
+	// Finals are the model's final rows, per aggregation.
+	Finals map[string]map[model.RowKey]model.Row
 	Total  int64
 	// Rule is the window rule the processes run with and the model applies.
 	Rule model.Rule
+	// Aggregations is the declaration (YAML) the processes run with, when
+	// Rule has declared aggregations.
+	Aggregations string
 	// AllFinal: the input ends with heartbeats, so every window must be final.
 	AllFinal bool
 	Started  time.Time
+	aggFile  string
 }
 
 // Input is what a test produces into its topic.
@@ -98,11 +108,32 @@ func NewPipelineFor(t *testing.T, env *Env, rule model.Rule, in Input, rate floa
 // wrote itself).
 func (p *Pipeline) Remodel() {
 	p.Want = model.Run(p.Rule, p.Parts)
-	p.Finals = model.Finals(p.Rule, p.Parts, p.Want)
+	p.Finals = model.Finals(p.Rule, p.Want)
 	p.Total = 0
 	for _, vs := range p.Parts {
 		p.Total += int64(len(vs))
 	}
+}
+
+// FinalCount is how many final rows the model expects, in all tables.
+func (p *Pipeline) FinalCount() int {
+	n := 0
+	for _, rows := range p.Finals {
+		n += len(rows)
+	}
+	return n
+}
+
+// Declare makes p's pipeline run the aggregations declared in yaml (and the
+// model apply them).
+func (p *Pipeline) Declare(t testing.TB, yaml string) {
+	t.Helper()
+	list, err := aggregate.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Rule.Aggregations, p.Aggregations = list, yaml
+	p.Remodel()
 }
 
 // WindowSpec is p.Rule as the processors' configuration, for tests that
@@ -125,7 +156,26 @@ func (p *Pipeline) RuleArgs() []string {
 	if f := p.Rule.Input.EventTimeField; f != "" {
 		args = append(args, "--event-time-field", f)
 	}
+	if p.Aggregations != "" {
+		args = append(args, "--aggregations", p.aggregationsFile())
+	}
 	return args
+}
+
+// aggregationsFile writes p.Aggregations to a file once and names it.
+func (p *Pipeline) aggregationsFile() string {
+	if p.aggFile == "" {
+		f, err := os.CreateTemp("", "ridestream-aggregations-*.yaml")
+		if err != nil {
+			panic(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(p.Aggregations); err != nil {
+			panic(err)
+		}
+		p.aggFile = f.Name()
+	}
+	return p.aggFile
 }
 
 // ProcessArgs runs the processors of p as instance.
@@ -149,16 +199,27 @@ func (p *Pipeline) Topology(t testing.TB) *processors.Topology {
 	return processors.NewTopology(processors.Config{Spec: p.Env.ReadSpec(t, p.Prefix), Kafka: p.Env.Kafka})
 }
 
-// Counts returns records applied from the input and final rows stored.
+// Counts returns records applied from the input and final rows stored, in
+// all of the pipeline's tables.
 func (p *Pipeline) Counts(t *testing.T) (applied, finals int64) {
 	t.Helper()
-	err := p.Pool.QueryRow(context.Background(), `SELECT
-		coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0),
-		(SELECT count(*) FROM hourly_revenue)`, p.Topic).Scan(&applied, &finals)
+	q := `SELECT coalesce((SELECT sum(rides + rejected + heartbeats) FROM sink_progress WHERE topic = $1), 0)`
+	for _, a := range p.Rule.Aggs() {
+		q += ` + 0, (SELECT count(*) FROM ` + a.Name + `)`
+	}
+	vals := make([]int64, 1+len(p.Rule.Aggs()))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	err := p.Pool.QueryRow(context.Background(), strings.Replace(q, " + 0", "", -1), p.Topic).Scan(dest...)
 	if err != nil && !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("counts: %v", err)
 	}
-	return applied, finals
+	for _, v := range vals[1:] {
+		finals += v
+	}
+	return vals[0], finals
 }
 
 // WaitDone waits until every input record and every expected final row is in
@@ -168,7 +229,7 @@ func (p *Pipeline) WaitDone(t *testing.T, timeout time.Duration, procs ...*Proc)
 	deadline := time.Now().Add(timeout)
 	for {
 		applied, finals := p.Counts(t)
-		if applied == p.Total && finals >= int64(len(p.Finals)) {
+		if applied == p.Total && finals >= int64(p.FinalCount()) {
 			return time.Since(p.Started)
 		}
 		if time.Now().After(deadline) {
@@ -176,83 +237,174 @@ func (p *Pipeline) WaitDone(t *testing.T, timeout time.Duration, procs ...*Proc)
 			for _, pr := range procs {
 				fmt.Fprintf(&logs, "--- %s (exited %v)\n%s\n", pr.Cmd.Args[1], pr.Exited(), pr.Tail(3000))
 			}
-			t.Fatalf("after %v: %d of %d records applied, %d of %d final rows\n%s", timeout, applied, p.Total, finals, len(p.Finals), logs.String())
+			t.Fatalf("after %v: %d of %d records applied, %d of %d final rows\n%s", timeout, applied, p.Total, finals, p.FinalCount(), logs.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-// VerifyFinals compares hourly_revenue with the model's finals row for row.
-func (p *Pipeline) VerifyFinals(t *testing.T) {
+// ReadTable reads aggregation a's table as the model's rows: measures of
+// money and miles in hundredths.
+func ReadTable(t testing.TB, pool *pgxpool.Pool, a aggregate.Aggregation) map[model.RowKey]model.Row {
 	t.Helper()
-	ctx := context.Background()
-	rows, err := p.Pool.Query(ctx, `SELECT window_start, window_end, pu_location_id, num_trips, (total_revenue*100)::bigint,
-		(total_distance*100)::bigint, (total_tips*100)::bigint, total_passengers FROM hourly_revenue`)
+	got := map[model.RowKey]model.Row{}
+	for k, r := range readRows(t, pool, a, a.Name, false) {
+		got[k] = r.Row
+	}
+	return got
+}
+
+// ReadCorrected reads aggregation a's corrected view as the model's rows.
+func ReadCorrected(t testing.TB, pool *pgxpool.Pool, a aggregate.Aggregation) map[model.RowKey]model.CorrectedRow {
+	t.Helper()
+	return readRows(t, pool, a, a.Name+"_corrected", true)
+}
+
+// readRows reads relation, shaped like a's table (and, when corrected, with
+// its late_rides and late sums after the measures).
+func readRows(t testing.TB, pool *pgxpool.Pool, a aggregate.Aggregation, relation string, corrected bool) map[model.RowKey]model.CorrectedRow {
+	t.Helper()
+	start, end := a.WindowColumns()
+	cols := []string{start, end}
+	for _, c := range a.GroupColumns() {
+		cols = append(cols, c+"::bigint")
+	}
+	scaled := func(m aggregate.Measure, col string) string {
+		if m.Scale() == ride.Hundredths {
+			return "(" + col + "*100)::bigint"
+		}
+		return col + "::bigint"
+	}
+	for _, m := range a.Measures {
+		cols = append(cols, scaled(m, m.Column))
+	}
+	sums := 0
+	if corrected {
+		cols = append(cols, "late_rides")
+		for _, m := range a.Measures {
+			if m.Fn == aggregate.Sum {
+				cols = append(cols, scaled(m, "late_"+m.Column))
+				sums++
+			}
+		}
+	}
+	rows, err := pool.Query(context.Background(), "SELECT "+strings.Join(cols, ", ")+" FROM "+relation)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[model.FinalKey]model.FinalRow{}
+	defer rows.Close()
+	got := map[model.RowKey]model.CorrectedRow{}
 	for rows.Next() {
 		var ws, we time.Time
-		var f model.FinalRow
-		if err := rows.Scan(&ws, &we, &f.Zone, &f.Trips, &f.Cents, &f.DistCenti, &f.TipCents, &f.Passengers); err != nil {
+		vals := make([]*int64, len(a.GroupBy)+len(a.Measures)+sums)
+		dest := []any{&ws, &we}
+		for i := range vals[:len(a.GroupBy)+len(a.Measures)] {
+			dest = append(dest, &vals[i])
+		}
+		var late int64
+		if corrected {
+			dest = append(dest, &late)
+			for i := len(a.GroupBy) + len(a.Measures); i < len(vals); i++ {
+				dest = append(dest, &vals[i])
+			}
+		}
+		if err := rows.Scan(dest...); err != nil {
 			t.Fatal(err)
 		}
-		f.WindowStart, f.WindowEnd = ws.UnixMilli(), we.UnixMilli()
-		got[model.FinalKey{WindowStart: f.WindowStart, Zone: f.Zone}] = f
+		r := model.CorrectedRow{Row: model.Row{Start: ws.UnixMilli(), End: we.UnixMilli()}, LateRides: late}
+		for i, v := range vals {
+			mv := model.Value{Null: v == nil}
+			if v != nil {
+				mv.V = *v
+			}
+			switch {
+			case i < len(a.GroupBy):
+				r.Group = append(r.Group, mv)
+			case i < len(a.GroupBy)+len(a.Measures):
+				r.Measures = append(r.Measures, mv)
+			default:
+				r.LateSums = append(r.LateSums, mv)
+			}
+		}
+		got[model.RowKey{Start: r.Start, Group: model.GroupKey(r.Group)}] = r
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+// VerifyFinals compares every aggregation's table with the model's finals,
+// row for row, and checks that each on-time ride of a final window or
+// session is counted once.
+func (p *Pipeline) VerifyFinals(t *testing.T) {
+	t.Helper()
+	var summary []string
+	corrected := model.Corrected(p.Rule, p.Want)
+	for _, a := range p.Rule.Aggs() {
+		want := p.Finals[a.Name]
+		got := ReadTable(t, p.Pool, a)
+		bad := 0
+		for k, w := range want {
+			if g, ok := got[k]; !ok || fmt.Sprint(g) != fmt.Sprint(w) {
+				if bad++; bad <= 5 {
+					t.Errorf("%s: final %s group %s: got %+v (present %v), model %+v", a.Name, time.UnixMilli(k.Start).UTC(), k.Group, g, ok, w)
+				}
+			}
+		}
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				if bad++; bad <= 10 {
+					t.Errorf("%s: final %s group %s is not final in the model", a.Name, time.UnixMilli(k.Start).UTC(), k.Group)
+				}
+			}
+		}
+		if bad > 0 {
+			t.Fatalf("%s: %d final rows differ from the model (%d rows, model %d)", a.Name, bad, len(got), len(want))
+		}
+		inFinal, onTime := p.Want.OnTimeFinal(p.Rule, a.Name)
+		if i := slices.IndexFunc(a.Measures, func(m aggregate.Measure) bool { return m.Fn == aggregate.Count }); i >= 0 {
+			var trips int64
+			for _, r := range got {
+				trips += r.Measures[i].V
+			}
+			if trips != inFinal {
+				t.Errorf("%s: identity: %s sums to %d, the on-time rides of final windows are %d", a.Name, a.Measures[i].Column, trips, inFinal)
+			}
+		}
+		if p.AllFinal && inFinal != onTime {
+			t.Errorf("%s: %d on-time rides are in no final window or session; the closing heartbeats should have released all", a.Name, onTime-inFinal)
+		}
+		verifyCorrected(t, p.Pool, a, corrected[a.Name])
+		summary = append(summary, fmt.Sprintf("%s %d rows", a.Name, len(want)))
+	}
+	t.Logf("every table equals the model: %s; %d raw rides, %d late for some aggregation, %d rejected",
+		strings.Join(summary, ", "), len(p.Want.Rides), len(p.Want.Late), len(p.Want.Rejected))
+}
+
+// verifyCorrected compares aggregation a's corrected view with the model's:
+// the final rows with the late rides that missed them added.
+func verifyCorrected(t *testing.T, pool *pgxpool.Pool, a aggregate.Aggregation, want map[model.RowKey]model.CorrectedRow) {
+	t.Helper()
+	got := ReadCorrected(t, pool, a)
 	bad := 0
-	for k, w := range p.Finals {
-		if g, ok := got[k]; !ok || g != w {
+	for k, w := range want {
+		if g, ok := got[k]; !ok || fmt.Sprint(g) != fmt.Sprint(w) {
 			if bad++; bad <= 5 {
-				t.Errorf("final %s zone %d: got %+v (present %v), model %+v", time.UnixMilli(k.WindowStart).UTC(), k.Zone, g, ok, w)
+				t.Errorf("%s_corrected: %s group %s: got %+v (present %v), model %+v", a.Name, time.UnixMilli(k.Start).UTC(), k.Group, g, ok, w)
 			}
 		}
 	}
 	for k := range got {
-		if _, ok := p.Finals[k]; !ok {
+		if _, ok := want[k]; !ok {
 			if bad++; bad <= 10 {
-				t.Errorf("final %s zone %d is not final in the model", time.UnixMilli(k.WindowStart).UTC(), k.Zone)
+				t.Errorf("%s_corrected: %s group %s is not in the model's", a.Name, time.UnixMilli(k.Start).UTC(), k.Group)
 			}
 		}
 	}
 	if bad > 0 {
-		t.Fatalf("%d final rows differ from the model (%d rows, model %d)", bad, len(got), len(p.Finals))
+		t.Fatalf("%s_corrected: %d rows differ from the model (%d rows, model %d)", a.Name, bad, len(got), len(want))
 	}
-	windows := map[int64]bool{}
-	for k := range p.Finals {
-		windows[k.WindowStart] = true
-	}
-	var onTime, inFinal, late, raw int64
-	for _, r := range p.Want.Rides {
-		switch {
-		case r.Late:
-			late++
-		case windows[r.WindowStart]:
-			onTime++
-			inFinal++
-		default:
-			onTime++
-		}
-	}
-	var trips int64
-	for _, f := range p.Finals {
-		trips += f.Trips
-	}
-	if err := p.Pool.QueryRow(ctx, `SELECT count(*) FROM rides`).Scan(&raw); err != nil {
-		t.Fatal(err)
-	}
-	if onTime+late != raw || trips != inFinal {
-		t.Errorf("identity: on-time %d + late %d != raw %d, or final trips %d != on-time rides of final windows %d", onTime, late, raw, trips, inFinal)
-	}
-	if p.AllFinal && inFinal != onTime {
-		t.Errorf("%d on-time rides are in no final window; the closing heartbeats should have released every window", onTime-inFinal)
-	}
-	t.Logf("hourly_revenue equals the model: %d rows over %d final windows, %d trips; %d late rides, %d rejected",
-		len(p.Finals), len(windows), trips, late, len(p.Want.Rejected))
 }
 
 // VerifyRawAndLate compares raw rides, late rides and rejected input with the model.
@@ -267,51 +419,64 @@ func (p *Pipeline) VerifyRawAndLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rides != int64(len(p.Want.Rides)) || late != int64(len(p.Want.Late)) || rejected != int64(len(p.Want.Rejected)) ||
-		heartbeats != int64(p.Want.Heartbeats) || read != rides+rejected+heartbeats {
-		t.Errorf("tables: rides %d late %d rejected %d heartbeats %d read %d; model %d %d %d %d",
-			rides, late, rejected, heartbeats, read, len(p.Want.Rides), len(p.Want.Late), len(p.Want.Rejected), p.Want.Heartbeats)
+		heartbeats != int64(p.Want.Heartbeats) || read != rides+rejected+heartbeats+int64(p.Want.Pending) {
+		t.Errorf("tables: rides %d late %d rejected %d heartbeats %d read %d; model %d %d %d %d (+%d waiting)",
+			rides, late, rejected, heartbeats, read, len(p.Want.Rides), len(p.Want.Late), len(p.Want.Rejected), p.Want.Heartbeats, p.Want.Pending)
 	}
 	// The accounting identities, in PostgreSQL alone: the raw rides marked
-	// late are the late rides, and (once every window is final) the raw
-	// rides on time are the final trips.
-	var rawLate, rawOnTime, finalTrips int64
-	if err := p.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rides WHERE is_late), (SELECT count(*) FROM rides WHERE NOT is_late),
-		(SELECT coalesce(sum(num_trips), 0) FROM hourly_revenue)`).Scan(&rawLate, &rawOnTime, &finalTrips); err != nil {
+	// late are the first aggregation's late rides.
+	first := p.Rule.Aggs()[0]
+	var rawLate, firstLate int64
+	if err := p.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM rides WHERE is_late),
+		(SELECT count(*) FROM late_rides WHERE aggregation = $1)`, first.Name).Scan(&rawLate, &firstLate); err != nil {
 		t.Fatal(err)
 	}
-	if rawLate != late {
-		t.Errorf("rides marked late: %d, late_rides: %d", rawLate, late)
+	if rawLate != firstLate {
+		t.Errorf("rides marked late: %d, late_rides of %s: %d", rawLate, first.Name, firstLate)
 	}
-	if p.AllFinal && rawOnTime != finalTrips {
-		t.Errorf("rides on time: %d, trips in hourly_revenue: %d", rawOnTime, finalTrips)
-	}
-	rows, err := p.Pool.Query(ctx, `SELECT src_partition, src_offset, window_start FROM late_rides`)
+	rows, err := p.Pool.Query(ctx, `SELECT aggregation, src_partition, src_offset, coalesce(window_start, event_at) FROM late_rides`)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
 	for rows.Next() {
-		var k model.Key
-		var ws time.Time
-		if err := rows.Scan(&k.Partition, &k.Offset, &ws); err != nil {
+		var k model.LateKey
+		var at time.Time
+		if err := rows.Scan(&k.Aggregation, &k.Partition, &k.Offset, &at); err != nil {
 			t.Fatal(err)
 		}
-		if m, ok := p.Want.Late[k]; !ok || m.WindowStart != ws.UnixMilli() {
-			t.Errorf("late ride p%d@%d not late in the model", k.Partition, k.Offset)
+		m, ok := p.Want.Late[k]
+		want := m.WindowStart
+		if m.WindowEnd == 0 {
+			want = m.EventMs
+		}
+		if !ok || want != at.UnixMilli() {
+			t.Errorf("late ride %s p%d@%d not late in the model (model %+v, present %v)", k.Aggregation, k.Partition, k.Offset, m, ok)
 		}
 	}
 }
 
-// Checksum is an ordered digest of the deterministic columns of hourly_revenue.
+// Checksum is an ordered digest of the deterministic columns of every
+// aggregation's table.
 func (p *Pipeline) Checksum(t *testing.T) string {
 	t.Helper()
-	var sum string
-	err := p.Pool.QueryRow(context.Background(), `SELECT md5(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', window_start, window_end,
-		pu_location_id, num_trips, total_revenue, total_distance, total_tips, total_passengers), E'\n'
-		ORDER BY window_start, pu_location_id)) FROM hourly_revenue`).Scan(&sum)
-	if err != nil {
-		t.Fatal(err)
+	var sums []string
+	for _, a := range p.Rule.Aggs() {
+		start, end := a.WindowColumns()
+		cols := append([]string{start, end}, a.GroupColumns()...)
+		for _, m := range a.Measures {
+			cols = append(cols, m.Column)
+		}
+		order := append([]string{start}, a.GroupColumns()...)
+		var sum string
+		err := p.Pool.QueryRow(context.Background(), `SELECT coalesce(md5(string_agg(concat_ws('|', `+strings.Join(cols, ", ")+`), E'\n' ORDER BY `+
+			strings.Join(order, ", ")+`)), '') FROM `+a.Name).Scan(&sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, a.Name+":"+sum)
 	}
-	return sum
+	return strings.Join(sums, " ")
 }
 
 // Twin is a second pipeline over p's input topic: its own prefix, database
@@ -374,4 +539,42 @@ func (p *Pipeline) RunAndVerify(t *testing.T, instance string) {
 	time.Sleep(time.Second) // a late duplicate or stray final would show up now
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
+}
+
+// LiveKeys counts the keys of a compacted topic whose latest record is not a
+// tombstone: what a goka table restored from it holds.
+func (e *Env) LiveKeys(t testing.TB, topic string) int {
+	t.Helper()
+	latest := map[string]bool{}
+	for _, ms := range e.readMessages(t, topic, false) {
+		for _, m := range ms {
+			latest[string(m.Key)] = m.Value != nil
+		}
+	}
+	n := 0
+	for _, live := range latest {
+		if live {
+			n++
+		}
+	}
+	return n
+}
+
+// AwaitForgotten waits until the pipeline's window table holds no key
+// (every window and session final and forgotten) and returns how long that
+// took after the call; it fails the test after limit.
+func (p *Pipeline) AwaitForgotten(t *testing.T, limit time.Duration) time.Duration {
+	t.Helper()
+	table := pipeline.Spec{Prefix: p.Prefix}.Names().WindowsTable
+	start := time.Now()
+	for {
+		n := p.Env.LiveKeys(t, table)
+		if n == 0 {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%d live keys left in %s %v after everything was final; every final window must be deleted", n, table, limit)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

@@ -211,65 +211,27 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// Clock is one input partition's stream time ST(p): the largest event time
-// of valid rides and heartbeats seen so far, in offset order.
-type Clock struct {
-	ST    int64
-	Valid bool // false until the partition's first valid record
+// Late reports whether a ride with event time t, meeting its partition's
+// stream time st (hadST false: none yet), is late for its window [start,
+// end): st ≥ end + L. It returns the window too.
+func (s Spec) Late(t, st int64, hadST bool) (start, end int64, late bool) {
+	start = s.Start(t)
+	end = s.End(start)
+	return start, end, hadST && st >= end+s.Lateness.Milliseconds()
 }
-
-// Verdict is what the rule decides about one record.
-type Verdict uint8
-
-const (
-	// OnTime: the ride counts in its window.
-	OnTime Verdict = iota + 1
-	// Late: the ride's window had already closed for its partition.
-	Late
-	// TooFarAhead: rejected as bad input (more than MaxFutureSkew ahead of ST).
-	TooFarAhead
-)
-
-// Decision is the outcome of Observe for one record.
-type Decision struct {
-	Verdict     Verdict
-	WindowStart int64
-	WindowEnd   int64
-	// STBefore is the partition's stream time before this record (meaningful
-	// when Valid was true); a late ride is late by STBefore - (WindowEnd + L).
-	STBefore      int64
-	HadStreamTime bool
-}
-
-// LateByMs is how far past its window's close a late ride arrived.
-func (d Decision) LateByMs(s Spec) int64 { return s.LateBy(d.WindowEnd, d.STBefore) }
 
 // LateBy is how far past the close of the window ending at end a ride came
 // that found its partition's stream time at st: st - (end + L).
 func (s Spec) LateBy(end, st int64) int64 { return st - (end + s.Lateness.Milliseconds()) }
 
-// Observe applies one valid ride with event time t to the clock and decides
-// it: it counts iff ST before it is < end + L; a ride more than MaxFutureSkew
-// ahead of ST is rejected and leaves the clock unchanged.
-func (s Spec) Observe(c *Clock, t int64) Decision {
-	start := s.Start(t)
-	d := Decision{WindowStart: start, WindowEnd: s.End(start), STBefore: c.ST, HadStreamTime: c.Valid}
-	if c.Valid && t-c.ST > s.MaxFutureSkew.Milliseconds() {
-		d.Verdict = TooFarAhead
-		return d
-	}
-	if c.Valid && c.ST >= d.WindowEnd+s.Lateness.Milliseconds() {
-		d.Verdict = Late
-	} else {
-		d.Verdict = OnTime
-	}
-	c.Advance(t)
-	return d
+// Closed reports whether the window starting at start is closed for a
+// partition whose stream time is st: it has reached the window's end + L.
+func (s Spec) Closed(st int64, valid bool, start int64) bool {
+	return valid && st >= s.End(start)+s.Lateness.Milliseconds()
 }
 
-// Advance applies a heartbeat (or any record that only moves time) at t:
-// the stream time becomes max(ST, t). Heartbeats are control records, not
-// subject to MaxFutureSkew; one behind the stream time changes nothing.
+// Advance applies a time that moves a partition's stream time (a heartbeat,
+// an accepted ride): ST becomes max(ST, t).
 func (c *Clock) Advance(t int64) {
 	if !c.Valid || t > c.ST {
 		c.ST = t
@@ -277,8 +239,9 @@ func (c *Clock) Advance(t int64) {
 	}
 }
 
-// Closed reports whether the window starting at start is closed for a
-// partition with clock c: its stream time has reached the window's end + L.
-func (s Spec) Closed(c Clock, start int64) bool {
-	return c.Valid && c.ST >= s.End(start)+s.Lateness.Milliseconds()
-}
+func fmtMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
+
+func fmtDur(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }
+
+// Stream is the pipeline's stream-time rule with s's --max-future-skew.
+func (s Spec) Stream() Stream { return Stream{MaxSkew: s.MaxFutureSkew.Milliseconds()} }

@@ -82,34 +82,126 @@ func TestTimeZones(t *testing.T) {
 	}
 }
 
-func TestObserve(t *testing.T) {
+// TestLateRule is the contract's worked example: hourly UTC windows, L =
+// 5m, one partition.
+func TestLateRule(t *testing.T) {
 	s := DefaultSpec() // 1h windows, L = 5m, skew 24h
+	st := s.Stream()
 	var c Clock
 	steps := []struct {
 		at   string
-		want Verdict
+		late bool
 	}{
-		{"2024-11-01T02:10:00Z", OnTime},
-		{"2024-11-01T03:04:59Z", OnTime},
-		{"2024-11-01T02:59:00Z", OnTime}, // ST 03:04:59 < 03:00 + 5m
-		{"2024-11-01T03:05:00Z", OnTime}, // closes [02:00,03:00)
-		{"2024-11-01T02:59:59Z", Late},
-		{"2024-11-02T03:05:01Z", TooFarAhead},
-		{"2024-11-02T03:05:00Z", OnTime},
-		{"2024-11-01T03:30:00Z", Late},
+		{"2024-11-01T02:10:00Z", false},
+		{"2024-11-01T03:04:59Z", false},
+		{"2024-11-01T02:59:00Z", false}, // ST 03:04:59 < 03:00 + 5m
+		{"2024-11-01T03:05:00Z", false}, // closes [02:00,03:00)
+		{"2024-11-01T02:59:59Z", true},
+		{"2024-11-01T03:30:00Z", false},
 	}
-	for i, st := range steps {
-		d := s.Observe(&c, ms(st.at))
-		if d.Verdict != st.want {
-			t.Fatalf("step %d (%s): verdict %d, want %d", i, st.at, d.Verdict, st.want)
+	var got []bool
+	for i, step := range steps {
+		st.Feed(&c, Item{Offset: int64(i), T: ms(step.at)}, func(d Decision) {
+			if d.Outcome != Accepted {
+				t.Fatalf("step %d (%s): %v %s", i, step.at, d.Outcome, d.Why)
+			}
+			_, _, late := s.Late(d.T, d.STBefore, d.HadST)
+			got = append(got, late)
+		})
+	}
+	// (The first ride waits for the three after it: a partition's first
+	// ride could be a wrong date.)
+	for i, step := range steps {
+		if got[i] != step.late {
+			t.Errorf("step %d (%s): late %v, want %v", i, step.at, got[i], step.late)
 		}
 	}
-	if c.ST != ms("2024-11-02T03:05:00Z") {
-		t.Fatalf("stream time %d", c.ST)
+	if c.ST != ms("2024-11-01T03:30:00Z") || !c.Valid {
+		t.Fatalf("stream time %s", time.UnixMilli(c.ST).UTC())
 	}
-	d := s.Observe(&c, ms("2024-11-01T02:00:00Z"))
-	if d.Verdict != Late || d.LateByMs(s) != ms("2024-11-02T03:05:00Z")-ms("2024-11-01T03:05:00Z") {
-		t.Fatalf("late by %d", d.LateByMs(s))
+}
+
+// TestStreamOutliers: one wrong date at the head of a partition, in its
+// middle or after a quiet week, moves nothing and is rejected; a real jump
+// is followed by rides near it and counts.
+func TestStreamOutliers(t *testing.T) {
+	day := 24 * time.Hour
+	base := ms("2025-10-01T08:00:00Z")
+	at := func(d time.Duration) int64 { return base + d.Milliseconds() }
+	y2009, y2088 := ms("2009-01-01T00:00:00Z"), ms("2088-01-01T00:00:00Z")
+	type rec struct {
+		t  int64
+		hb bool
+	}
+	minutes := func(from time.Duration, n int) []rec {
+		var out []rec
+		for i := range n {
+			out = append(out, rec{t: at(from + time.Duration(i)*time.Minute)})
+		}
+		return out
+	}
+	cases := []struct {
+		name     string
+		recs     []rec
+		outliers []int // offsets rejected
+		st       int64 // stream time at the end
+	}{
+		{"2009 at the head", append([]rec{{t: y2009}}, minutes(0, 10)...), []int{0}, at(9 * time.Minute)},
+		{"2088 at the head", append([]rec{{t: y2088}}, minutes(0, 10)...), []int{0}, at(9 * time.Minute)},
+		{"2088 in the middle", append(append(minutes(0, 5), rec{t: y2088}), minutes(5*time.Minute, 5)...), []int{5}, at(9 * time.Minute)},
+		{"two 2088s in the middle", append(append(minutes(0, 5), rec{t: y2088}, rec{t: y2088 + 1}), minutes(5*time.Minute, 5)...), []int{5, 6}, at(9 * time.Minute)},
+		// A partition's first ride tolerates one far ride after it; the
+		// 2009 ride is then late, not an outlier (it moves nothing).
+		{"a legit head before a 2009", append([]rec{{t: at(0)}, {t: y2009}}, minutes(time.Minute, 6)...), nil, at(6 * time.Minute)},
+		{"a burst of one wrong date among good rides", []rec{{t: at(0)}, {t: at(time.Minute)}, {t: at(2 * time.Minute)}, {t: at(3 * time.Minute)},
+			{t: at(4 * time.Minute)}, {t: at(5 * time.Minute)}, {t: y2088}, {t: y2088}, {t: at(6 * time.Minute)}, {t: y2088}, {t: y2088},
+			{t: y2088}, {t: at(7 * time.Minute)}}, []int{6, 7, 9, 10, 11}, at(7 * time.Minute)},
+		{"a quiet week, then rides", append(minutes(0, 5), minutes(7*day, 5)...), nil, at(7*day + 4*time.Minute)},
+		{"a quiet week, one wrong date", append(append(minutes(0, 5), rec{t: at(3 * day)}), minutes(7*day, 5)...), []int{5}, at(7*day + 4*time.Minute)},
+		{"a heartbeat ends the wait", []rec{{t: at(0)}, {t: at(time.Minute)}, {t: at(2 * day), hb: true}}, nil, at(2 * day)},
+		{"a heartbeat after a wrong ride", []rec{{t: at(0)}, {t: at(time.Minute)}, {t: at(2 * day)}, {t: at(3 * time.Minute), hb: true}}, []int{2}, at(3 * time.Minute)},
+		{"a wrong ride after a legit head, then a heartbeat", []rec{{t: at(0)}, {t: at(2 * day)}, {t: at(3 * time.Minute), hb: true}}, []int{1}, at(3 * time.Minute)},
+		{"a heartbeat far behind", append(minutes(0, 5), rec{t: y2088}, rec{t: at(time.Hour), hb: true}), []int{5}, at(time.Hour)},
+		// Two rides and a heartbeat cannot tell which of the two is wrong: the
+		// first ride's one far witness is tolerated.
+		{"too few rides to tell", []rec{{t: y2009}, {t: at(0)}, {t: at(time.Minute), hb: true}}, nil, at(time.Minute)},
+	}
+	st := DefaultSpec().Stream()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var clock Clock
+			var got []int
+			decided := 0
+			for o, r := range c.recs {
+				st.Feed(&clock, Item{Offset: int64(o), Heartbeat: r.hb, T: r.t}, func(d Decision) {
+					if d.Offset != int64(decided) {
+						t.Fatalf("decided offset %d out of order (want %d)", d.Offset, decided)
+					}
+					decided++
+					if d.Outcome == Outlier {
+						got = append(got, int(d.Offset))
+						if d.Why == "" {
+							t.Errorf("outlier %d without a reason", d.Offset)
+						}
+					}
+				})
+				if len(clock.Pending) > JumpWitnesses+1 {
+					t.Fatalf("%d records pending", len(clock.Pending))
+				}
+			}
+			// An end-of-input heartbeat decides whatever waits.
+			st.Feed(&clock, Item{Offset: int64(len(c.recs)), Heartbeat: true, T: clock.ST}, func(d Decision) {
+				if d.Outcome == Outlier {
+					got = append(got, int(d.Offset))
+				}
+			})
+			if !slices.Equal(got, c.outliers) {
+				t.Errorf("outliers %v, want %v", got, c.outliers)
+			}
+			if clock.ST != c.st {
+				t.Errorf("stream time %s, want %s", time.UnixMilli(clock.ST).UTC(), time.UnixMilli(c.st).UTC())
+			}
+		})
 	}
 }
 
@@ -375,5 +467,35 @@ func TestRuleEqualsModel(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestHeartbeats: heartbeats are control records, not subject to the jump
+// rule (a heartbeat a month ahead moves the stream time at once), and one
+// behind the stream time changes nothing; a ride as far ahead waits for
+// the rides after it (docs/contract.md, "Stream time and outliers",
+// "Heartbeats").
+func TestHeartbeats(t *testing.T) {
+	st := DefaultSpec().Stream()
+	c := Clock{ST: ms("2025-01-01T00:30:00Z"), Valid: true}
+	ahead := ms("2025-02-01T00:00:00Z")
+	if n := st.Feed(&c, Item{Offset: 1, T: ahead}, func(Decision) {}); n != 0 || c.ST != ms("2025-01-01T00:30:00Z") {
+		t.Fatalf("a ride a month ahead was decided at once (%d), stream time %s", n, time.UnixMilli(c.ST).UTC())
+	}
+	var got []Outcome
+	st.Feed(&c, Item{Offset: 2, Heartbeat: true, T: ahead}, func(d Decision) { got = append(got, d.Outcome) })
+	if !slices.Equal(got, []Outcome{Accepted, HeartbeatApplied}) || c.ST != ahead {
+		t.Fatalf("a heartbeat a month ahead: %v, stream time %s", got, time.UnixMilli(c.ST).UTC())
+	}
+	st.Feed(&c, Item{Offset: 3, Heartbeat: true, T: ms("2025-01-02T00:00:00Z")}, func(Decision) {})
+	if c.ST != ahead {
+		t.Fatalf("a heartbeat behind the stream time moved it to %s", time.UnixMilli(c.ST).UTC())
+	}
+	// A partition's first record may be a heartbeat, however far from
+	// anything: it sets the stream time.
+	var first Clock
+	st.Feed(&first, Item{Offset: 0, Heartbeat: true, T: ms("2025-06-01T00:00:00Z")}, func(Decision) {})
+	if !first.Valid || first.ST != ms("2025-06-01T00:00:00Z") {
+		t.Fatalf("a first record that is a heartbeat: %+v", first)
 	}
 }
