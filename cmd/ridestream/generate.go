@@ -28,6 +28,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ooo := fs.Float64("out-of-order", 0.05, "fraction of rides out of order within the allowed lateness")
 	late := fs.Float64("late", 0.01, "fraction of rides later than the allowed lateness")
 	bad := fs.Float64("malformed", 0.01, "malformed messages to add, as a fraction of --rides")
+	dups := fs.Float64("duplicates", 0, "fraction of rides sent twice in a row, as a producer retry without idempotence does")
 	idleParts := fs.Int("idle-partitions", 0, "this many of the highest partitions get no rides after --idle-after")
 	idleAfter := fs.Float64("idle-after", 0.5, "fraction of the rides after which the idle partitions stop receiving rides")
 	heartbeats := fs.Bool("heartbeats", true, "end with one heartbeat per partition past the last window")
@@ -57,7 +58,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("--start %q: %w", *start, err)
 	}
 	w := generate.Config{Seed: *seed, Rides: *rides, Partitions: int32(*partitions), Start: st, Hours: *hours,
-		OutOfOrder: *ooo, Late: *late, Malformed: *bad, Lateness: *lateness, Heartbeats: *heartbeats,
+		OutOfOrder: *ooo, Late: *late, Malformed: *bad, Duplicates: *dups, Lateness: *lateness, Heartbeats: *heartbeats,
 		IdlePartitions: int32(*idleParts), IdleAfter: *idleAfter}
 	if err := w.Validate(); err != nil {
 		return err

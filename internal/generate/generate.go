@@ -45,6 +45,10 @@ type Config struct {
 	// others' first.
 	LateStartPartitions int32
 	LateStartAfter      float64
+	// Duplicates is the fraction of rides sent twice, the copy right after
+	// the original (a producer retry without idempotence): two records, two
+	// rides.
+	Duplicates float64
 	// Heartbeats appends one heartbeat per partition at the end, at
 	// Start+Hours+Lateness+1h, so every window can close.
 	Heartbeats bool
@@ -70,6 +74,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--idle-partitions %d: must be below --partitions", c.IdlePartitions)
 	case c.LateStartPartitions < 0 || c.LateStartPartitions+c.IdlePartitions >= c.Partitions:
 		return fmt.Errorf("--late-start-partitions %d: with --idle-partitions must leave a partition receiving rides", c.LateStartPartitions)
+	case c.Duplicates < 0 || c.Duplicates > 1:
+		return fmt.Errorf("--duplicates %v: must be within [0,1]", c.Duplicates)
 	case c.Malformed < 0 || c.Malformed > 10:
 		return fmt.Errorf("--malformed %v: must be within [0,10]", c.Malformed)
 	}
@@ -96,7 +102,7 @@ const (
 
 // Count is the number of messages All yields.
 func (c Config) Count() int {
-	n := c.Rides + c.MalformedCount()
+	n := c.Rides + c.MalformedCount() + c.DuplicateCount()
 	if c.Heartbeats {
 		n += int(c.Partitions)
 	}
@@ -105,6 +111,21 @@ func (c Config) Count() int {
 
 // MalformedCount is how many malformed messages the workload holds.
 func (c Config) MalformedCount() int { return int(float64(c.Rides)*c.Malformed + 0.5) }
+
+// DuplicateCount is how many rides are sent twice: every dupEvery-th.
+func (c Config) DuplicateCount() int {
+	if e := c.dupEvery(); e > 0 {
+		return c.Rides / e
+	}
+	return 0
+}
+
+func (c Config) dupEvery() int {
+	if c.Duplicates <= 0 {
+		return 0
+	}
+	return max(1, int(1/c.Duplicates+0.5))
+}
 
 // All yields the workload's messages in production order.
 func (c Config) All(yield func(Message) bool) {
@@ -158,6 +179,11 @@ func (c Config) All(yield func(Message) bool) {
 		ridesDone++
 		if !yield(Message{Partition: p, Value: append([]byte(nil), buf...), Kind: Ride}) {
 			return
+		}
+		if e := c.dupEvery(); e > 0 && ridesDone%e == 0 {
+			if !yield(Message{Partition: p, Value: append([]byte(nil), buf...), Kind: Ride}) {
+				return
+			}
 		}
 	}
 	if c.Heartbeats {

@@ -12,16 +12,17 @@ import (
 
 func TestWorkloadIsSeededAndCounted(t *testing.T) {
 	c := Config{Seed: 7, Rides: 5000, Partitions: 4, Hours: 3, OutOfOrder: 0.05, Late: 0.02, Malformed: 0.01,
-		Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0.5, Heartbeats: true}
+		Duplicates: 0.01, Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0.5, Heartbeats: true}
 	var first []Message
 	for m := range c.All {
 		first = append(first, m)
 	}
-	if len(first) != c.Count() || c.Count() != 5000+50+4 {
+	if len(first) != c.Count() || c.Count() != 5000+50+50+4 {
 		t.Fatalf("got %d messages, Count() = %d", len(first), c.Count())
 	}
 	i := 0
-	rides, bad, hb := 0, 0, 0
+	rides, bad, hb, dups := 0, 0, 0, 0
+	var prev Message
 	idleAfterHalf := 0
 	parts := make([][][]byte, c.Partitions)
 	var malformed []model.Key
@@ -38,6 +39,9 @@ func TestWorkloadIsSeededAndCounted(t *testing.T) {
 		switch m.Kind {
 		case Ride:
 			rides++
+			if prev.Kind == Ride && prev.Partition == m.Partition && bytes.Equal(prev.Value, m.Value) {
+				dups++
+			}
 			if err != nil || rec.Kind != ride.KindRide {
 				t.Fatalf("generated ride does not decode: %s: %v", m.Value, err)
 			}
@@ -52,9 +56,10 @@ func TestWorkloadIsSeededAndCounted(t *testing.T) {
 				t.Fatalf("heartbeat does not decode: %s", m.Value)
 			}
 		}
+		prev = m
 	}
-	if rides != 5000 || bad != 50 || hb != 4 || idleAfterHalf != 0 {
-		t.Fatalf("rides %d malformed %d heartbeats %d rides on the idle partition after it went idle %d", rides, bad, hb, idleAfterHalf)
+	if rides != 5050 || dups != 50 || bad != 50 || hb != 4 || idleAfterHalf != 0 {
+		t.Fatalf("rides %d (%d sent twice) malformed %d heartbeats %d rides on the idle partition after it went idle %d", rides, dups, bad, hb, idleAfterHalf)
 	}
 	res := model.Run(model.DefaultRule(), parts)
 	for _, k := range malformed {
