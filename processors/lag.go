@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -21,12 +22,21 @@ var metricLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
 func (t *Topology) stageInputs(stage string) (group string, topics map[string]int32) {
 	switch stage {
 	case StageRoute:
-		return t.RouteGroup, map[string]int32{t.Input: t.Sources, t.ClockTable: t.Sources}
+		return t.RouteGroup, map[string]int32{t.Input: t.Sources, t.ClockTable: t.Sources, t.WatermarkTable: t.Sources}
 	case StageClock:
 		return t.ClockGroup, map[string]int32{t.Clock: t.Sources}
+	case StageWatermark:
+		return t.WatermarkGroup, map[string]int32{t.Watermark: t.Sources}
 	default:
 		return t.WindowsGroup, map[string]int32{t.Windows: t.WindowPartitions}
 	}
+}
+
+// purgeable are the internal streams: their records are deleted once the
+// one group that reads them has committed past them (docs/design.md,
+// "What each topic holds").
+func (t *Topology) purgeable(topic string) bool {
+	return topic == t.Clock || topic == t.Watermark || topic == t.Windows
 }
 
 // exportLag sets metricLag for the given stages every interval until ctx
@@ -76,6 +86,7 @@ func (t *Topology) updateLag(client sarama.Client, admin sarama.ClusterAdmin, st
 		}
 	}
 	committed, err := admin.ListConsumerGroupOffsets(group, parts)
+	purge := map[topicPartition]int64{}
 	if err != nil {
 		return err
 	}
@@ -95,6 +106,36 @@ func (t *Topology) updateLag(client sarama.Client, admin sarama.ClusterAdmin, st
 				}
 			}
 			metricLag.WithLabelValues(stage, topic, strconv.Itoa(int(p))).Set(float64(max(end-from, 0)))
+			if b := committed.GetBlock(topic, p); t.purgeable(topic) && b != nil && b.Offset > t.purged[topicPartition{topic, p}] {
+				purge[topicPartition{topic, p}] = b.Offset
+			}
+		}
+	}
+	return t.purge(admin, purge)
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// purge deletes the internal streams' records before the offsets given:
+// records their group has committed (Kafka's DeleteRecords), so these
+// topics hold what is not yet processed, however long a stage was down.
+func (t *Topology) purge(admin sarama.ClusterAdmin, before map[topicPartition]int64) error {
+	byTopic := map[string]map[int32]int64{}
+	for tp, o := range before {
+		if byTopic[tp.topic] == nil {
+			byTopic[tp.topic] = map[int32]int64{}
+		}
+		byTopic[tp.topic][tp.partition] = o
+	}
+	for topic, offsets := range byTopic {
+		if err := admin.DeleteRecords(topic, offsets); err != nil {
+			return fmt.Errorf("delete records of %s its stage has committed: %w", topic, err)
+		}
+		for p, o := range offsets {
+			t.purged[topicPartition{topic, p}] = o
 		}
 	}
 	return nil

@@ -38,10 +38,10 @@ var (
 		Name: "ridestream_processor_out_of_chain_total",
 		Help: "Messages skipped because a write before them was lost (route sends them again after its restart).",
 	}, []string{"stage"})
-	metricRepairs = promauto.NewCounter(prometheus.CounterOpts{
+	metricRepairs = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "ridestream_processor_clock_repairs_total",
-		Help: "Clock writes the watermark stage never got (lost, or compacted away while route was down), derived again from the input.",
-	})
+		Help: "Input records read again from the input topic because what carried them never arrived: at the clock stage, batches (a lost write, or the clock topic's retention); at the watermark stage, clock writes (lost, or compacted away while route was down).",
+	}, []string{"stage"})
 	metricWatermarkGaps = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_watermark_gaps_total",
 		Help: "Lost writes route found in the watermark stage's changelog (route stops there; should stay 0).",

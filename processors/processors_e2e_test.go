@@ -103,7 +103,28 @@ func TestFinalsMatchModel(t *testing.T) {
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
 	verifyForgotten(t, p)
+	verifyPurged(t, p)
 	p.ResetAndReplay(t, proc, snk)
+}
+
+// verifyPurged checks that the internal streams hold nothing once every
+// stage has committed all: their records were deleted, not kept for a
+// retention time.
+func verifyPurged(t *testing.T, p *testenv.Pipeline) {
+	t.Helper()
+	top := p.Topology(t)
+	for _, topic := range []string{top.Clock, top.Watermark, top.Windows} {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			held := p.Env.Held(t, topic)
+			if held == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still holds %d records a minute after the run: its stage's committed records are not deleted", topic, held)
+			}
+		}
+	}
+	t.Logf("the internal streams hold no record once processed")
 }
 
 // sampleMetric polls a /metrics sample until the returned function is
@@ -610,4 +631,50 @@ func TestDeclaredAggregationsUnderSIGKILL(t *testing.T) {
 		t.Fatalf("2 November in New York: %d windows, longest %v hours (%v); want one of 25", starts, hours, err)
 	}
 	p.ResetAndReplay(t, append(procs, snk)...)
+}
+
+// TestClockChangelogCompacted: route is down while the clock works through
+// a backlog, the clock changelog is compacted before route reads it, and
+// route's committed offsets are gone (what happens to a route stopped for
+// longer than min.compaction.lag.ms, and than offsets.retention.minutes:
+// both are 7 days by default). Route then reads its inputs from their
+// start: the clock skips the batches it applied, and the watermark stage
+// derives the clock writes compaction removed again from the input. Every
+// table still equals the model.
+func TestClockChangelogCompacted(t *testing.T) {
+	w := generate.Config{Seed: 101, Rides: 40_000, Partitions: 4, Hours: 12, OutOfOrder: 0.05, Late: 0.01, Malformed: 0.003,
+		Lateness: 5 * time.Minute, Heartbeats: true}
+	p, _ := testenv.NewPipeline(t, w, 0)
+	route := func(log string) *testenv.Proc {
+		return testenv.StartProc(t, log, append(p.ProcessArgs("proc-route"), "--stages", "route", "--batch-max", "20")...)
+	}
+	// Route alone batches the whole input for the clock, and stops.
+	r := route("route-1.log")
+	top := p.AwaitTopology(t, time.Minute, r)
+	p.Env.AwaitCommitted(t, top.RouteGroup, p.Topic, 2*time.Minute)
+	if err := r.Stop(30 * time.Second); err != nil {
+		t.Fatalf("route did not stop on SIGTERM: %v", err)
+	}
+	// The clock changelog may now be compacted as soon as a segment rolls.
+	p.Env.AlterTopic(t, top.ClockTable, map[string]string{"min.compaction.lag.ms": "0", "segment.ms": "1",
+		"min.cleanable.dirty.ratio": "0.01", "cleanup.policy": "compact"})
+	addr := testenv.FreeAddr(t)
+	rest := testenv.StartProc(t, "process.log", append(p.ProcessArgs("proc-rest"), "--stages", "clock,watermark,windows", "--http-addr", addr)...)
+	snk := testenv.StartProc(t, "sink.log", p.SinkArgs()...)
+	p.Env.AwaitCommitted(t, top.ClockGroup, top.Clock, 2*time.Minute)
+	removed := p.Env.AwaitCompacted(t, top.ClockTable, time.Minute)
+	t.Logf("the clock applied every batch while route was down; compaction removed %d of its changelog's records before route read them", removed)
+	p.Env.DeleteGroup(t, top.RouteGroup, time.Minute)
+
+	p.Started = time.Now()
+	r = route("route-2.log")
+	p.WaitDone(t, 3*time.Minute, r, rest, snk)
+	time.Sleep(time.Second)
+	p.VerifyFinals(t)
+	p.VerifyRawAndLate(t)
+	repairs, _ := testenv.Metric(addr, `ridestream_processor_clock_repairs_total{stage="watermark"}`)
+	if repairs == 0 {
+		t.Fatalf("the watermark stage repaired nothing: route cannot have read every clock write after %d were compacted away", removed)
+	}
+	t.Logf("the watermark stage derived missing clock writes from the input %v times", repairs)
 }

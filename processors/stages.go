@@ -98,13 +98,18 @@ func (t *Topology) clock(ctx goka.Context, msg any) {
 		st = stage.NewClock(p)
 	}
 	b := msg.(pipeline.ClockBatch)
-	if !stage.ClockAccepts(st, b) {
-		if b.Last() > st.LastOffset {
-			metricOutOfChain.WithLabelValues(StageClock).Inc()
-		}
-		return
+	next, effect, err := t.Stages.ClockStep(st, b, t.repairer.read)
+	if err != nil {
+		ctx.Fail(err)
 	}
-	next := t.Stages.ClockApply(st, b)
+	switch effect {
+	case stage.ClockSkipped:
+		return
+	case stage.ClockRepaired:
+		metricRepairs.WithLabelValues(StageClock).Inc()
+		t.Logger.Warn("clock batches missing (a lost write, or removed by the clock topic's retention): read again from the input",
+			"partition", st.Src, "from", st.LastOffset, "to", b.Prev)
+	}
 	ctx.SetValue(&next)
 	countLate.Add(float64(len(next.Late)))
 	countOutliers.Add(float64(len(next.Rejected)))
@@ -166,7 +171,7 @@ func (t *Topology) watermark(ctx goka.Context, msg any) {
 	case stage.WatermarkOverlap:
 		t.Logger.Error("a clock write overlaps what the watermark stage applied; skipped", "progress", fmt.Sprintf("%+v", msg))
 	case stage.WatermarkRepaired:
-		metricRepairs.Inc()
+		metricRepairs.WithLabelValues(StageWatermark).Inc()
 		p := msg.(pipeline.Progress)
 		t.Logger.Warn("clock writes missing (lost, or compacted away before route read them): derived again from the input",
 			"partition", p.Src, "from", st.Sources[p.Src].Last, "to", p.From)

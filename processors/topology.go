@@ -133,10 +133,11 @@ type Topology struct {
 	keyIndex  map[string]int32
 	owned     ownership
 	guard     *kafka.InstanceGuard
-	route     routeSession            // route's, per session
-	batch     atomic.Pointer[batcher] // route's, while it runs
-	commits   commitTracker           // the window stage's committed offsets
-	repairer  repairer                // the watermark stage's input reader
+	route     routeSession             // route's, per session
+	batch     atomic.Pointer[batcher]  // route's, while it runs
+	commits   commitTracker            // the window stage's committed offsets
+	repairer  repairer                 // the clock's and watermark stage's input reader
+	purged    map[topicPartition]int64 // exportLag's: stream records deleted before these offsets
 	processed atomic.Int64
 }
 
@@ -166,6 +167,7 @@ func NewTopology(cfg Config) *Topology {
 		Stages: stage.New(cfg.Spec)}
 	t.Wire = pipeline.NewWire(t.Aggs)
 	t.repairer.t = t
+	t.purged = map[topicPartition]int64{}
 	if t.WindowPartitions == 0 {
 		t.WindowPartitions = t.Sources
 	}
@@ -198,17 +200,20 @@ func Setup(cfg Config) (*Topology, error) {
 	wp, rf := t.WindowPartitions, cfg.Replication
 	week := strconv.Itoa(7 * 24 * 3600 * 1000)
 	topics := []kafka.Topic{
-		{Name: t.Clock, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
+		// The internal streams keep records until their stage has committed
+		// them (exportLag deletes those), never by age: a stage down for
+		// weeks resumes where it stopped.
+		{Name: t.Clock, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},
 		// The clock's and the watermark's changelogs are also route's
 		// input: compaction should only remove records route has read (a
 		// clock record it missed is derived again from the input).
 		{Name: t.ClockTable, Partitions: t.Sources, Replication: rf, CleanupPolicy: "compact",
 			Configs: map[string]string{"min.compaction.lag.ms": week}},
 		// Co-partitioned with the input: route reads it in the same group.
-		{Name: t.Watermark, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
+		{Name: t.Watermark, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},
 		{Name: t.WatermarkTable, Partitions: t.Sources, Replication: rf, CleanupPolicy: "compact",
 			Configs: map[string]string{"min.compaction.lag.ms": week}},
-		{Name: t.Windows, Partitions: wp, Replication: rf, CleanupPolicy: "delete", RetentionMs: 7 * 24 * 3600 * 1000},
+		{Name: t.Windows, Partitions: wp, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},
 		{Name: t.WindowsTable, Partitions: wp, Replication: rf, CleanupPolicy: "compact"},
 		{Name: t.Finals, Partitions: wp, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},
 		{Name: t.Late, Partitions: t.Sources, Replication: rf, CleanupPolicy: "delete", RetentionMs: -1},

@@ -24,7 +24,7 @@ import (
 func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr)
 	kafkaConn := kafkaFlags(fs)
-	stages := fs.String("stages", "all", "stages to run here: all, or a list of route,clock,windows")
+	stages := fs.String("stages", "all", "stages to run here: all, or a list of route,clock,watermark,windows")
 	instance := fs.String("instance-id", "", "static group membership id, one per instance (a restart takes its partitions back at once)")
 	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
 	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8080 (empty: off)")

@@ -38,3 +38,9 @@ func (e *Embedded) Addrs() []string { return e.cluster.ListenAddrs() }
 
 // Close stops the broker, flushing persisted state.
 func (e *Embedded) Close() { e.cluster.Close() }
+
+// Compact runs log compaction on every compacted topic now. kfake compacts
+// on the broker's log.cleaner.backoff.ms (an hour by default) and, unlike
+// Kafka, without regard to min.compaction.lag.ms: tests that need a
+// changelog compacted call this instead.
+func (e *Embedded) Compact() { e.cluster.Compact() }

@@ -7,6 +7,7 @@
 package stage
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/ridestream/ridestream/internal/aggregate"
@@ -42,6 +43,37 @@ func New(spec pipeline.Spec) *Pipeline {
 // Prev < LastOffset happens when route's restart re-batched records.
 func ClockAccepts(st pipeline.ClockState, b pipeline.ClockBatch) bool {
 	return b.Last() > st.LastOffset && (b.Prev == pipeline.NoPrev || b.Prev <= st.LastOffset)
+}
+
+// What a clock step did.
+const (
+	ClockSkipped  = iota // received before: nothing to write
+	ClockApplied         // the state changed
+	ClockRepaired        // records before the batch never arrived: read again from the input, then applied
+)
+
+// ClockStep is the clock's step for batch b: skipped when all of it was
+// received before (a restart of route re-sent it); applied when it
+// continues what was received; and when it starts past that (Prev beyond
+// LastOffset: a batch write that was lost while a later one landed, or
+// batches the clock topic's retention removed while the clock stage was
+// down), the records in between are first read again from the input with
+// repair, so a clock never waits for a batch that may not come. The result
+// is the same either way: the transition is a pure function of the
+// partition's records.
+func (p *Pipeline) ClockStep(st pipeline.ClockState, b pipeline.ClockBatch, repair Repair) (pipeline.ClockState, int, error) {
+	if b.Last() <= st.LastOffset {
+		return st, ClockSkipped, nil
+	}
+	if ClockAccepts(st, b) {
+		return p.ClockApply(st, b), ClockApplied, nil
+	}
+	items, err := repair(st.Src, st.LastOffset, b.Prev)
+	if err != nil {
+		return st, ClockSkipped, fmt.Errorf("clock of input partition %d: records (%d, %d] never arrived: %w", st.Src, st.LastOffset, b.Prev, err)
+	}
+	whole := pipeline.ClockBatch{Prev: st.LastOffset, Items: append(items, b.Items...)}
+	return p.ClockApply(st, whole), ClockRepaired, nil
 }
 
 // NewClock is a source partition's clock before its first record.

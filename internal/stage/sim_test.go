@@ -1,9 +1,11 @@
 package stage
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +18,7 @@ import (
 
 // simStats counts what a simulation exercised.
 type simStats struct {
-	lost, outOfChain, repaired, retries, reemits int
+	lost, outOfChain, repaired, clockRepairs, retries, reemits int
 }
 
 // simulate runs the stages' pure transitions (ClockApply, ProgressOf,
@@ -171,13 +173,17 @@ func simulate(t *testing.T, p *Pipeline, decode ride.Options, parts [][][]byte, 
 		c := clocks[src]
 		b := batches[src][c.inbox]
 		c.inbox++
-		if !ClockAccepts(c.st, b) {
-			if b.Last() > c.st.LastOffset {
-				stats.outOfChain++
-			}
-			return
+		next, effect, err := p.ClockStep(c.st, b, repair)
+		if err != nil {
+			t.Fatal(err)
 		}
-		c.st = p.ClockApply(c.st, b)
+		switch effect {
+		case ClockSkipped:
+			return
+		case ClockRepaired:
+			stats.clockRepairs++
+		}
+		c.st = next
 		if c.inbox < len(batches[src]) && ClockAccepts(c.st, batches[src][c.inbox]) && rng.IntN(50) == 0 {
 			stats.lost++ // this changelog write is lost; the next one lands
 			return
@@ -485,9 +491,9 @@ func TestSimulatedStagesEqualModel(t *testing.T) {
 				for _, f := range want {
 					perAgg[f.Aggregation]++
 				}
-				t.Logf("%v; lost %d writes, %d out of chain, %d repairs, %d forget retries, %d re-emits",
-					perAgg, stats.lost, stats.outOfChain, stats.repaired, stats.retries, stats.reemits)
-				if stats.lost == 0 || stats.outOfChain == 0 || stats.repaired == 0 {
+				t.Logf("%v; lost %d writes, %d out of chain, %d clock repairs, %d watermark repairs, %d forget retries, %d re-emits",
+					perAgg, stats.lost, stats.outOfChain, stats.clockRepairs, stats.repaired-stats.clockRepairs, stats.retries, stats.reemits)
+				if stats.lost == 0 || stats.outOfChain == 0 || stats.clockRepairs == 0 || stats.repaired == stats.clockRepairs {
 					t.Fatalf("the simulation tested no lost write, skip or repair: %+v", stats)
 				}
 			})
@@ -495,10 +501,10 @@ func TestSimulatedStagesEqualModel(t *testing.T) {
 	}
 }
 
-// TestClockSkipsOutOfChain: a clock batch whose predecessor is not the last
-// received offset follows a lost write and must not be applied; a batch
-// without predecessor applies only its records newer than the state.
-func TestClockSkipsOutOfChain(t *testing.T) {
+// TestClockStep: a batch received before is skipped; one that continues
+// what was received is applied, records received before apart; one that
+// follows records never received is completed from the input first.
+func TestClockStep(t *testing.T) {
 	st := pipeline.ClockState{Src: 0, LastOffset: 100, ST: 1730419200000, Valid: true}
 	in := func(offsets ...int64) []pipeline.ClockIn {
 		var r []pipeline.ClockIn
@@ -507,30 +513,52 @@ func TestClockSkipsOutOfChain(t *testing.T) {
 		}
 		return r
 	}
-	p := New(pipeline.DefaultSpec().Resolved())
-	for _, c := range []struct {
-		b    pipeline.ClockBatch
-		last int64 // LastOffset after, or -2: not accepted
-	}{
-		{pipeline.ClockBatch{Prev: 100, Items: in(101, 103)}, 103},
-		{pipeline.ClockBatch{Prev: 101, Items: in(102)}, -2}, // 101 was lost
-		{pipeline.ClockBatch{Prev: pipeline.NoPrev, Items: in(101)}, 101},
-		{pipeline.ClockBatch{Prev: pipeline.NoPrev, Items: in(98, 100, 101, 102)}, 102}, // re-batched after a restart
-		{pipeline.ClockBatch{Prev: 99, Items: in(100)}, -2},                             // a duplicate
-		{pipeline.ClockBatch{Prev: 99, Items: in(100, 101)}, 101},                       // re-batched after a restart
-		{pipeline.ClockBatch{Prev: pipeline.NoPrev, Items: in(99, 100)}, -2},            // a duplicate
-	} {
-		got := int64(-2)
-		if ClockAccepts(st, c.b) {
-			next := p.ClockApply(st, c.b)
-			got = next.LastOffset
-			if next.From != st.LastOffset || next.Seq != st.Seq+1 {
-				t.Errorf("batch %+v: from %d seq %d", c.b, next.From, next.Seq)
+	var asked [][2]int64
+	repair := func(src int32, from, to int64) ([]pipeline.ClockIn, error) {
+		asked = append(asked, [2]int64{from, to})
+		var r []pipeline.ClockIn
+		for o := from + 1; o <= to; o++ {
+			if o%7 != 0 { // offsets divisible by 7 do not decode
+				r = append(r, in(o)...)
 			}
 		}
-		if got != c.last {
-			t.Errorf("last %d, batch %+v: received to %d, want %d", st.LastOffset, c.b, got, c.last)
+		return r, nil
+	}
+	p := New(pipeline.DefaultSpec().Resolved())
+	for _, c := range []struct {
+		b      pipeline.ClockBatch
+		effect int
+		last   int64 // LastOffset after
+		asked  [2]int64
+	}{
+		{pipeline.ClockBatch{Prev: 100, Items: in(101, 103)}, ClockApplied, 103, [2]int64{}},
+		{pipeline.ClockBatch{Prev: 100, Items: in(104)}, ClockApplied, 104, [2]int64{}},
+		{pipeline.ClockBatch{Prev: pipeline.NoPrev, Items: in(98, 100, 101, 102)}, ClockApplied, 102, [2]int64{}}, // re-batched after a restart
+		{pipeline.ClockBatch{Prev: 99, Items: in(100)}, ClockSkipped, 100, [2]int64{}},                            // a duplicate
+		{pipeline.ClockBatch{Prev: pipeline.NoPrev, Items: in(99, 100)}, ClockSkipped, 100, [2]int64{}},           // a duplicate
+		{pipeline.ClockBatch{Prev: 110, Items: in(111, 112)}, ClockRepaired, 112, [2]int64{100, 110}},             // (100, 110] never arrived
+	} {
+		asked = nil
+		next, effect, err := p.ClockStep(st, c.b, repair)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if effect != c.effect || next.LastOffset != c.last {
+			t.Errorf("last %d, batch %+v: effect %d received to %d, want %d to %d", st.LastOffset, c.b, effect, next.LastOffset, c.effect, c.last)
+		}
+		if c.asked != ([2]int64{}) && (len(asked) != 1 || asked[0] != c.asked) {
+			t.Errorf("batch %+v: asked the input for %v, want %v", c.b, asked, c.asked)
+		}
+		if effect == ClockSkipped {
+			continue
+		}
+		if next.From != st.LastOffset || next.Seq != st.Seq+1 {
+			t.Errorf("batch %+v: from %d seq %d", c.b, next.From, next.Seq)
+		}
+	}
+	failing := func(int32, int64, int64) ([]pipeline.ClockIn, error) { return nil, errors.New("offset out of range") }
+	if _, _, err := p.ClockStep(st, pipeline.ClockBatch{Prev: 110, Items: in(111)}, failing); err == nil || !strings.Contains(err.Error(), "(100, 110] never arrived") {
+		t.Errorf("a repair that cannot read the input: %v", err)
 	}
 }
 

@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/generate"
+	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/model"
 	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/internal/ride"
@@ -197,6 +199,30 @@ func (p *Pipeline) SinkArgs() []string {
 func (p *Pipeline) Topology(t testing.TB) *processors.Topology {
 	t.Helper()
 	return processors.NewTopology(processors.Config{Spec: p.Env.ReadSpec(t, p.Prefix), Kafka: p.Env.Kafka})
+}
+
+// AwaitTopology waits for the pipeline's record, which the first of procs
+// to start writes, and returns the pipeline it describes.
+func (p *Pipeline) AwaitTopology(t testing.TB, limit time.Duration, procs ...*Proc) *processors.Topology {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(200 * time.Millisecond) {
+		var spec pipeline.Spec
+		err := p.Env.withCluster(func(client sarama.Client, _ sarama.ClusterAdmin) error {
+			var err error
+			spec, err = kafka.ReadSpec(client, p.Prefix)
+			return err
+		})
+		if err == nil {
+			return processors.NewTopology(processors.Config{Spec: spec, Kafka: p.Env.Kafka})
+		}
+		if time.Now().After(deadline) {
+			var logs strings.Builder
+			for _, pr := range procs {
+				fmt.Fprintf(&logs, "--- %s\n%s\n", pr.Cmd.Args[1], pr.Tail(3000))
+			}
+			t.Fatalf("no record of pipeline %s after %v: %v\n%s", p.Prefix, limit, err, logs.String())
+		}
+	}
 }
 
 // Counts returns records applied from the input and final rows stored, in
