@@ -11,8 +11,11 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/generate"
@@ -677,4 +680,79 @@ func TestClockChangelogCompacted(t *testing.T) {
 		t.Fatalf("the watermark stage repaired nothing: route cannot have read every clock write after %d were compacted away", removed)
 	}
 	t.Logf("the watermark stage derived missing clock writes from the input %v times", repairs)
+}
+
+// TestOutliersDoNotTakeAPartitionDown: a ride dated 2009 at the head of a
+// partition, one dated 2088 in the middle of another, and one dated 2088 as
+// the first ride after a quiet week (the week's real rides follow) are
+// rejected as outliers; every ride around them counts, the real jump after
+// the quiet week included. Two partitions, 2,000 rides each over six hours
+// of 1 October 2025 (the issue's reproduction).
+func TestOutliersDoNotTakeAPartitionDown(t *testing.T) {
+	day := generate.Config{Seed: 111, Rides: 4000, Partitions: 2, Hours: 6, Start: time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC),
+		OutOfOrder: 0.05, Lateness: 5 * time.Minute}
+	week := generate.Config{Seed: 112, Rides: 400, Partitions: 2, Hours: 1, Start: day.Start.Add(7 * 24 * time.Hour),
+		Lateness: 5 * time.Minute, Heartbeats: true}
+	at := func(p int32, ts time.Time) generate.Message {
+		return generate.Message{Partition: p, Kind: generate.Ride,
+			Value: fmt.Appendf(nil, `{"PULocationID":132,"total_amount":12.5,"tpep_pickup_datetime":%d}`, ts.UnixMilli())}
+	}
+	outliers := []generate.Message{
+		at(0, time.Date(2009, 1, 1, 8, 0, 0, 0, time.UTC)),
+		at(1, time.Date(2088, 1, 1, 8, 0, 0, 0, time.UTC)),
+		at(0, time.Date(2088, 6, 1, 8, 0, 0, 0, time.UTC)),
+	}
+	in := testenv.Input{Partitions: 2, Count: day.Count() + week.Count() + len(outliers), AllFinal: true,
+		Messages: func(yield func(generate.Message) bool) {
+			if !yield(outliers[0]) {
+				return
+			}
+			i := 0
+			for m := range day.All {
+				if i++; i == 2000 && !yield(outliers[1]) {
+					return
+				}
+				if !yield(m) {
+					return
+				}
+			}
+			if !yield(outliers[2]) {
+				return
+			}
+			for m := range week.All {
+				if !yield(m) {
+					return
+				}
+			}
+		}}
+	rule := model.DefaultRule()
+	p, _ := testenv.NewPipelineFor(t, testenv.Get(t), rule, in, 0)
+	p.RunAndVerify(t, "proc-outliers")
+
+	// Beyond the model: the three outliers are the only rejected input, each
+	// with its reason, and every other ride is in a final window.
+	rows, err := p.Pool.Query(context.Background(), `SELECT error FROM rejected_input ORDER BY src_partition, src_offset`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reasons) != 3 {
+		t.Fatalf("%d rejected records, want the 3 outliers: %q", len(reasons), reasons)
+	}
+	for _, r := range reasons {
+		if !strings.HasPrefix(r, "outlier: event time 20") || !strings.Contains(r, "--max-future-skew") {
+			t.Errorf("rejected for %q, want the outlier reason", r)
+		}
+	}
+	var trips, late int64
+	if err := p.Pool.QueryRow(context.Background(), `SELECT (SELECT sum(num_trips) FROM hourly_revenue), (SELECT count(*) FROM late_rides)`).Scan(&trips, &late); err != nil {
+		t.Fatal(err)
+	}
+	if trips+late != int64(day.Rides+week.Rides) || late > int64(day.Rides)/50 {
+		t.Fatalf("final windows count %d trips and %d rides are late, of %d rides around the outliers", trips, late, day.Rides+week.Rides)
+	}
+	t.Logf("3 outliers rejected with their reason (%q); %d of %d rides in final windows, %d late", reasons[0], trips, day.Rides+week.Rides, late)
 }
