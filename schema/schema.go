@@ -23,11 +23,10 @@ var migrations embed.FS
 
 // Table names, owned here and used by the sink and the tests.
 const (
-	TableRides         = "rides"
-	TableRejected      = "rejected_input"
-	TableLateRides     = "late_rides"
-	TableHourlyRevenue = "hourly_revenue"
-	TableSinkProgress  = "sink_progress"
+	TableRides        = "rides"
+	TableRejected     = "rejected_input"
+	TableLateRides    = "late_rides"
+	TableSinkProgress = "sink_progress"
 )
 
 // advisoryLockID serialises migrations across processes ("ridestrm").

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/testenv"
@@ -295,4 +297,52 @@ func TestSimultaneousDuplicateInstanceID(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return fmt.Sprint(lines[len(lines)-1])
+}
+
+// TestPipelinesShareADatabase: a second pipeline's sink pointed at the
+// schema another pipeline's tables are in is refused, naming both
+// pipelines and the way out (a schema of its own); given one
+// (search_path), the two pipelines land their own raw and final tables in
+// one database, each equal to its model.
+func TestPipelinesShareADatabase(t *testing.T) {
+	w := generate.Config{Seed: 84, Rides: 20_000, Partitions: 4, Hours: 6, OutOfOrder: 0.05, Late: 0.01, Malformed: 0.005,
+		Lateness: 5 * time.Minute, Heartbeats: true}
+	p, _ := testenv.NewPipeline(t, w, 0)
+	p.RunAndVerify(t, "proc-a")
+
+	intruder := p.Beside(t, "-b", "", "")
+	p.Env.RecordPipeline(t, intruder.Prefix, p.Topic)
+	out, err := runToEnd(t, time.Minute, intruder.SinkArgs()...)
+	if err == nil || !strings.Contains(out, "belongs to pipeline \""+p.Prefix+"\"") || !strings.Contains(out, intruder.Prefix) || !strings.Contains(out, "search_path") {
+		t.Fatalf("a sink of pipeline %s over %s's tables: %v\n%s", intruder.Prefix, p.Prefix, err, out)
+	}
+
+	q := p.Beside(t, "-c", "questions", `
+aggregations:
+  - name: busiest_zones_5m
+    window: 5m
+    group_by: [PULocationID]
+    measures: {num_trips: count}
+  - name: zone_sessions
+    session_gap: 5m
+    group_by: [PULocationID]
+    measures: {num_trips: count, revenue: sum(total_amount)}
+`)
+	q.RunAndVerify(t, "proc-c")
+	p.VerifyFinals(t) // the first pipeline's tables are untouched
+	p.VerifyRawAndLate(t)
+	var schemas []string
+	rows, err := p.Pool.Query(context.Background(), `SELECT DISTINCT table_schema || '.' || table_name FROM information_schema.tables
+		WHERE table_name IN ('rides', 'hourly_revenue', 'busiest_zones_5m', 'zone_sessions') ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if schemas, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"public.hourly_revenue", "public.rides", "questions.busiest_zones_5m", "questions.rides", "questions.zone_sessions"}
+	if !slices.Equal(schemas, want) {
+		t.Fatalf("tables %v, want %v", schemas, want)
+	}
+	t.Logf("one database, two pipelines: %v; a third in the first one's schema was refused", schemas)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -518,6 +519,38 @@ func (p *Pipeline) Twin(t *testing.T, suffix string, rule model.Rule) *Pipeline 
 	t.Cleanup(pool.Close)
 	q.Pool = pool
 	q.Remodel()
+	return q
+}
+
+// Beside is a second pipeline over p's input topic in p's database, in the
+// schema given (empty: the database's default, p's own): its own prefix and
+// declared aggregations (yaml, empty: the default one).
+func (p *Pipeline) Beside(t *testing.T, suffix, schema, yaml string) *Pipeline {
+	t.Helper()
+	q := &Pipeline{Env: p.Env, Topic: p.Topic, Prefix: p.Prefix + suffix, Rule: p.Rule, AllFinal: p.AllFinal,
+		Parts: p.Parts, DBURL: p.DBURL, Total: p.Total}
+	q.Rule.Aggregations = nil
+	if schema != "" {
+		u, err := url.Parse(p.DBURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := u.Query()
+		v.Set("search_path", schema)
+		u.RawQuery = v.Encode()
+		q.DBURL = u.String()
+	}
+	pool, err := pgxpool.New(context.Background(), q.DBURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	q.Pool = pool
+	if yaml != "" {
+		q.Declare(t, yaml)
+	} else {
+		q.Remodel()
+	}
 	return q
 }
 
