@@ -16,5 +16,18 @@ if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import kafka, psycopg
 fi
 # The Kafka Streams peer: built with Maven once (cached under .cache/).
 scripts/kstreams.sh build >/dev/null
+# BENCH_BASELINE=<git revision>: build that revision too and measure it beside this one.
+baseline=()
+if [[ -n ${BENCH_BASELINE:-} ]]; then
+  rev=$(git rev-parse --short "$BENCH_BASELINE")
+  dir=.cache/baseline-$rev
+  if [[ ! -x $dir/ridestream ]]; then
+    rm -rf "$dir.src" && mkdir -p "$dir.src"
+    git archive "$rev" | tar -x -C "$dir.src"
+    (cd "$dir.src" && go build -o ../baseline-$rev/ridestream ./cmd/ridestream)
+    rm -rf "$dir.src"
+  fi
+  baseline=(--baseline-binary "$dir/ridestream")
+fi
 brokers=$(scripts/kafka4.sh start "$state")
-go run ./cmd/bench --brokers "$brokers" --broker-pid-file "$state/kafka.pid" --binary bin/ridestream --python "$venv/bin/python" "$@"
+go run ./cmd/bench --brokers "$brokers" --broker-pid-file "$state/kafka.pid" --binary bin/ridestream --python "$venv/bin/python" "${baseline[@]}" "$@"

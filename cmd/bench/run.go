@@ -41,6 +41,10 @@ type config struct {
 	rides, partitions, ceilingRows              int
 	pythonSeconds, latencySeconds               float64
 	latencyHours                                int
+	historyDays                                 []int
+	historyWindows                              []time.Duration
+	historyRate                                 int
+	baseline                                    string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -60,8 +64,29 @@ func run(ctx context.Context, args []string) error {
 	fs.Float64Var(&c.pythonSeconds, "python-seconds", 20, "how long the tutorial's consumer runs")
 	fs.Float64Var(&c.latencySeconds, "latency-seconds", 30, "how long input arrives in the latency measurement")
 	fs.IntVar(&c.latencyHours, "latency-hours", 240, "event-hours the latency input spans (one window closes every latency-seconds/latency-hours)")
+	historyDays := fs.String("history-days", "7,180", "days of history to replay for the state table (empty: skip it)")
+	historyWindows := fs.String("history-windows", "1h,5m", "window sizes of the state table")
+	fs.IntVar(&c.historyRate, "history-rate", 500, "rides per event-hour in the state table's workloads")
+	fs.StringVar(&c.baseline, "baseline-binary", "", "a ridestream binary of an earlier commit to measure beside this one, end to end and processors only")
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
+	}
+	for _, d := range strings.Split(*historyDays, ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			continue
+		}
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--history-days %q: want positive day counts, comma-separated", *historyDays)
+		}
+		c.historyDays = append(c.historyDays, n)
+	}
+	for _, w := range strings.Split(*historyWindows, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(w))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("--history-windows %q: want window sizes, comma-separated", *historyWindows)
+		}
+		c.historyWindows = append(c.historyWindows, d)
 	}
 	var err error
 	if c.kafka, err = kafkaConn(args); err != nil {
@@ -123,34 +148,60 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	// End to end: processors and sink as separate processes, a new
-	// pipeline and database each run.
-	var e2es []e2eResult
-	for i := range c.runs {
-		say("end to end, run %d of %d: processors + sink until every raw row and every final window is committed", i+1, c.runs)
-		r, err := runE2E(ctx, c, pg, topic, i, w.Count(), wantFinals)
-		if err != nil {
-			return err
-		}
-		e2es = append(e2es, r)
-		say("end to end, run %d: %.0f rides/s", i+1, float64(c.rides)/r.elapsed.Seconds())
+	// pipeline and database each run; with a baseline binary, its runs
+	// alternate with this one's, pair by pair.
+	binaries := []string{c.binary}
+	if c.baseline != "" {
+		binaries = append(binaries, c.baseline)
 	}
-	slices.SortFunc(e2es, func(a, b e2eResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
-	e2eMed := e2es[len(e2es)/2]
+	e2es, procRuns := make([][]e2eResult, len(binaries)), make([][]procResult, len(binaries))
+	for i := range c.runs {
+		for b, bin := range binaries {
+			say("end to end, run %d of %d (%s): processors + sink until every raw row and every final window is committed", i+1, c.runs, bin)
+			r, err := runE2E(ctx, c, pg, pipelineRun{name: fmt.Sprintf("e2e%d_%d", b, i), binary: bin}, topic, w.Count(), wantFinals)
+			if err != nil {
+				return err
+			}
+			e2es[b] = append(e2es[b], r)
+			say("end to end, run %d (%s): %.0f rides/s", i+1, bin, float64(c.rides)/r.elapsed.Seconds())
+		}
+	}
+	for i := range c.runs {
+		for b, bin := range binaries {
+			say("processors only, run %d of %d (%s): input topic to finals topic", i+1, c.runs, bin)
+			r, err := runProcessors(ctx, c, pipelineRun{name: fmt.Sprintf("proc%d_%d", b, i), binary: bin}, topic, wantFinals)
+			if err != nil {
+				return err
+			}
+			procRuns[b] = append(procRuns[b], r)
+			say("processors only, run %d (%s): %.0f rides/s", i+1, bin, float64(c.rides)/r.elapsed.Seconds())
+		}
+	}
+	for b := range binaries {
+		slices.SortFunc(e2es[b], func(a, b e2eResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
+		slices.SortFunc(procRuns[b], func(a, b procResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
+	}
+	e2eMed := e2es[0][len(e2es[0])/2]
 	e2e := e2eMed.elapsed
+	procOnlyEl, procOnlyCPU := procRuns[0][len(procRuns[0])/2].elapsed, procRuns[0][len(procRuns[0])/2].cpu
 
-	// Processors alone: input to finals topic.
-	var procRuns []procResult
+	// Three aggregations in one pipeline.
+	aggFile, aggFinals, err := threeAggregations(w)
+	if err != nil {
+		return err
+	}
+	var aggRuns []e2eResult
 	for i := range c.runs {
-		say("processors only, run %d of %d: input topic to finals topic", i+1, c.runs)
-		r, err := runProcessors(ctx, c, topic, i, wantFinals)
+		say("end to end with three aggregations, run %d of %d", i+1, c.runs)
+		r, err := runE2E(ctx, c, pg, pipelineRun{name: fmt.Sprintf("aggs%d", i), binary: c.binary, args: []string{"--aggregations", aggFile},
+			tables: threeAggregationTables}, topic, w.Count(), aggFinals)
 		if err != nil {
 			return err
 		}
-		procRuns = append(procRuns, r)
-		say("processors only, run %d: %.0f rides/s", i+1, float64(c.rides)/r.elapsed.Seconds())
+		aggRuns = append(aggRuns, r)
+		say("end to end with three aggregations, run %d: %.0f rides/s", i+1, float64(c.rides)/r.elapsed.Seconds())
 	}
-	slices.SortFunc(procRuns, func(a, b procResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
-	procOnlyEl, procOnlyCPU := procRuns[len(procRuns)/2].elapsed, procRuns[len(procRuns)/2].cpu
+	slices.SortFunc(aggRuns, func(a, b e2eResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
 
 	// The Kafka Streams peer on the same topic.
 	var kss []kstreamsResult
@@ -195,17 +246,32 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("latency: %w", err)
 	}
 
+	var history []historyRow
+	if len(c.historyDays) > 0 {
+		if history, err = runHistory(ctx, c, pg, say); err != nil {
+			return err
+		}
+	}
+
 	spread := func(rates []float64) string {
 		return fmt.Sprintf("%.0f–%.0f", slices.Min(rates), slices.Max(rates))
 	}
-	e2eRates := make([]float64, len(e2es))
-	for i, r := range e2es {
-		e2eRates[i] = float64(c.rides) / r.elapsed.Seconds()
+	e2eRatesOf := func(runs []e2eResult) []float64 {
+		rates := make([]float64, len(runs))
+		for i, r := range runs {
+			rates[i] = float64(c.rides) / r.elapsed.Seconds()
+		}
+		return rates
 	}
-	procRates := make([]float64, len(procRuns))
-	for i, r := range procRuns {
-		procRates[i] = float64(c.rides) / r.elapsed.Seconds()
+	e2eRates, aggRates := e2eRatesOf(e2es[0]), e2eRatesOf(aggRuns)
+	procRatesOf := func(runs []procResult) []float64 {
+		rates := make([]float64, len(runs))
+		for i, r := range runs {
+			rates[i] = float64(c.rides) / r.elapsed.Seconds()
+		}
+		return rates
 	}
+	procRates := procRatesOf(procRuns[0])
 	ksRates := make([]float64, len(kss))
 	ksTrips := make([]float64, len(kss))
 	for i, r := range kss {
@@ -231,6 +297,14 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "| ridestream end to end (raw rows + final windows committed) | %.0f rides/s | %s; median run %v from process start |\n", e2eRate, spread(e2eRates), e2e.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| processors only (input → finals topic) | %.0f rides/s | %s; median run %v from process start, %.1f CPU-s per 1M rides; %d final rows, %d trips: equal to the model |\n",
 		procRate, spread(procRates), procOnlyEl.Round(time.Millisecond), procOnlyCPU*1e6/float64(c.rides), wantFinals, wantTrips)
+	fmt.Fprintf(&b, "| ridestream end to end with three aggregations (%s) | %.0f rides/s | %s; %d final rows in three tables |\n",
+		strings.Join(threeAggregationTables, ", "), median(aggRates), spread(aggRates), aggFinals)
+	var baseE2E, baseProc []float64
+	if c.baseline != "" {
+		baseE2E, baseProc = e2eRatesOf(e2es[1]), procRatesOf(procRuns[1])
+		fmt.Fprintf(&b, "| baseline build (`%s`) end to end | %.0f rides/s | %s; its runs alternate with this build's, pair by pair |\n", c.baseline, median(baseE2E), spread(baseE2E))
+		fmt.Fprintf(&b, "| baseline build processors only | %.0f rides/s | %s |\n", median(baseProc), spread(baseProc))
+	}
 	fmt.Fprintf(&b, "| Kafka Streams 4.1.1 peer (bench/kstreams), exactly_once_v2, %d thread | %.0f rides/s | %s; median run %.1f s from process start to its last final, %.1f CPU-s per 1M rides, peak RSS %d MiB, %d final rows; its finals hold %.0f–%.0f%% of the model's trips (median run: %d rides dropped as late; its stream time is per repartition task) |\n",
 		c.kstreamsThreads, ksRate, spread(ksRates), ks.Seconds, ks.CPU*1e6/float64(c.rides), ks.PeakRSS, ks.Finals, slices.Min(ksTrips), slices.Max(ksTrips), ks.LateDropped)
 	fmt.Fprintf(&b, "| latency at %.0f msg/s (half the end-to-end rate): window close → its last final row committed | %v | %d event-hours in %.0f s of input; close = broker timestamp of the record that closed the window on its last partition; committed = finalized_at (its transaction's start) |\n",
@@ -243,13 +317,19 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "| ridestream ÷ plain COPY ceiling | %.2f | |\n", e2eRate/copyRate)
 	fmt.Fprintf(&b, "| ridestream ÷ Python consumer | %.1f | ≥ 30 |\n", e2eRate/pyRate)
 	fmt.Fprintf(&b, "| processors ÷ Kafka Streams (rides/s) | %.2f | ≥ 1.0 |\n", procRate/ksRate)
+	fmt.Fprintf(&b, "| three aggregations ÷ the default one, end to end | %.2f | |\n", median(aggRates)/e2eRate)
+	if c.baseline != "" {
+		fmt.Fprintf(&b, "| this build ÷ baseline, end to end | %.2f | ≥ 0.9 |\n", e2eRate/median(baseE2E))
+		fmt.Fprintf(&b, "| this build ÷ baseline, processors only | %.2f | ≥ 0.9 |\n", procRate/median(baseProc))
+	}
 	fmt.Fprintf(&b, "\n| process (median end-to-end run) | CPU-seconds per 1M rides | peak RSS |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| ridestream process (route, clock, windows) | %s | %d MiB |\n", perM(e2eMed.procCPU), e2eMed.peakProc)
+	fmt.Fprintf(&b, "| ridestream process (route, clock, watermark, windows) | %s | %d MiB |\n", perM(e2eMed.procCPU), e2eMed.peakProc)
 	fmt.Fprintf(&b, "| ridestream sink | %s | %d MiB |\n", perM(e2eMed.sinkCPU), e2eMed.peakSink)
 	if c.brokerPidFile != "" {
 		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(e2eMed.brokerCPU))
 	}
 	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(e2eMed.pgCPU))
+	writeHistory(&b, c, history)
 	fmt.Fprintf(&b, "\nA shared 2-core machine: single runs vary by 10–20%%. Where the time goes, and the before/after of each change: docs/design.md, section Performance.\n")
 	fmt.Print(b.String())
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
@@ -263,9 +343,9 @@ type e2eResult struct {
 
 // runE2E runs processors and sink (pipeline and database number i) on topic
 // until every message is applied and every final row committed.
-func runE2E(ctx context.Context, c config, pg *pgserver.Server, topic string, i, messages, wantFinals int) (e2eResult, error) {
+func runE2E(ctx context.Context, c config, pg *pgserver.Server, p pipelineRun, topic string, messages, wantFinals int) (e2eResult, error) {
 	var r e2eResult
-	dbURL, err := createDatabase(ctx, pg.URL, fmt.Sprintf("pipeline%d", i))
+	dbURL, err := createDatabase(ctx, pg.URL, p.name)
 	if err != nil {
 		return r, err
 	}
@@ -274,18 +354,18 @@ func runE2E(ctx context.Context, c config, pg *pgserver.Server, topic string, i,
 		return r, err
 	}
 	defer pool.Close()
-	prefix := fmt.Sprintf("bench_e2e%d", i)
+	prefix := "bench_" + p.name
 	brokerBefore, _ := cpuOfPidFile(c.brokerPidFile)
 	pgBefore := cpuTree(pg.Pid())
 	start := time.Now()
-	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", prefix, "--log-level", "warn")
-	snk := startProc(c.binary, "sink", "--brokers", c.brokers, "--prefix", prefix, "--log-level", "warn")
+	proc := startProc(p.binary, append([]string{"process", "--brokers", c.brokers, "--topic", topic, "--prefix", prefix, "--log-level", "warn"}, p.args...)...)
+	snk := startProc(p.binary, "sink", "--brokers", c.brokers, "--prefix", prefix, "--log-level", "warn")
 	snk.Env = append(os.Environ(), "RIDESTREAM_DATABASE_URL="+dbURL)
 	if err := startAll(proc, snk); err != nil {
 		return r, err
 	}
 	defer stopAll(proc, snk)
-	if r.peakProc, r.peakSink, err = waitCommitted(ctx, pool, topic, messages, wantFinals, proc, snk); err != nil {
+	if r.peakProc, r.peakSink, err = waitCommitted(ctx, pool, topic, messages, wantFinals, proc, snk, p.tables...); err != nil {
 		return r, err
 	}
 	r.elapsed = time.Since(start)
@@ -300,12 +380,20 @@ type procResult struct {
 	cpu     float64
 }
 
-// runProcessors runs the processors alone (pipeline number i) until the
-// finals topic holds every final row.
-func runProcessors(ctx context.Context, c config, topic string, i, wantFinals int) (procResult, error) {
-	prefix := fmt.Sprintf("bench_proc%d", i)
+// pipelineRun is one measured pipeline: its name (prefix and database),
+// the binary, extra process flags and the tables its finals land in (none:
+// hourly_revenue).
+type pipelineRun struct {
+	name, binary string
+	args, tables []string
+}
+
+// runProcessors runs the processors alone until the finals topic holds
+// every final row.
+func runProcessors(ctx context.Context, c config, p pipelineRun, topic string, wantFinals int) (procResult, error) {
+	prefix := "bench_" + p.name
 	start := time.Now()
-	proc := startProc(c.binary, "process", "--brokers", c.brokers, "--topic", topic, "--prefix", prefix, "--log-level", "warn")
+	proc := startProc(p.binary, append([]string{"process", "--brokers", c.brokers, "--topic", topic, "--prefix", prefix, "--log-level", "warn"}, p.args...)...)
 	if err := startAll(proc); err != nil {
 		return procResult{}, err
 	}
@@ -324,13 +412,20 @@ func runProcessors(ctx context.Context, c config, topic string, i, wantFinals in
 }
 
 // waitCommitted polls PostgreSQL until every message of topic is applied
-// and wantFinals final rows are committed, and returns the peak RSS of the
-// two processes meanwhile.
-func waitCommitted(ctx context.Context, pool *pgxpool.Pool, topic string, messages, wantFinals int, proc, snk *exec.Cmd) (peakProc, peakSink int, err error) {
+// and wantFinals final rows are committed (in hourly_revenue, or the tables
+// given), and returns the peak RSS of the two processes meanwhile.
+func waitCommitted(ctx context.Context, pool *pgxpool.Pool, topic string, messages, wantFinals int, proc, snk *exec.Cmd, tables ...string) (peakProc, peakSink int, err error) {
+	if len(tables) == 0 {
+		tables = []string{aggregate.DefaultName}
+	}
+	counts := make([]string, len(tables))
+	for i, t := range tables {
+		counts[i] = "(SELECT count(*) FROM " + pgx.Identifier{t}.Sanitize() + ")"
+	}
+	q := `SELECT coalesce((SELECT sum(rides+rejected+heartbeats) FROM sink_progress WHERE topic=$1),0), ` + strings.Join(counts, " + ")
 	for {
 		var applied, finals int64
-		_ = pool.QueryRow(ctx, `SELECT coalesce((SELECT sum(rides+rejected+heartbeats) FROM sink_progress WHERE topic=$1),0),
-			(SELECT count(*) FROM hourly_revenue)`, topic).Scan(&applied, &finals)
+		_ = pool.QueryRow(ctx, q, topic).Scan(&applied, &finals)
 		peakProc, peakSink = max(peakProc, procstat.PeakRSSMB(proc.Process.Pid)), max(peakSink, procstat.PeakRSSMB(snk.Process.Pid))
 		if applied == int64(messages) && finals == int64(wantFinals) {
 			return peakProc, peakSink, nil

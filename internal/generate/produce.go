@@ -54,6 +54,7 @@ func Produce(ctx context.Context, opt ProduceOptions, msgs iter.Seq[Message]) (i
 	var (
 		mu      sync.Mutex
 		acked   int
+		errored int
 		firstEr error
 		wg      sync.WaitGroup
 	)
@@ -70,6 +71,7 @@ func Produce(ctx context.Context, opt ProduceOptions, msgs iter.Seq[Message]) (i
 		defer wg.Done()
 		for e := range p.Errors() {
 			mu.Lock()
+			errored++
 			if firstEr == nil {
 				firstEr = e.Err
 			}
@@ -112,7 +114,19 @@ func Produce(ctx context.Context, opt ProduceOptions, msgs iter.Seq[Message]) (i
 		}
 		progress.Update(done)
 	}
-	p.AsyncClose() // flushes; Successes and Errors close once every ack is in
+	// Wait for every message sent to be acknowledged or failed before
+	// closing: sarama fails a message it is still retrying (a new topic's
+	// leader not known yet) once the producer is closing.
+	for {
+		mu.Lock()
+		settled := acked+errored >= sent
+		mu.Unlock()
+		if settled || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.AsyncClose() // Successes and Errors close once every ack is in
 	wg.Wait()
 	progress.Done(acked)
 	if firstEr != nil {
