@@ -340,6 +340,11 @@ func writeHistory(b *strings.Builder, c config, rows []historyRow) {
 // windowName writes a window size as people do: 1h, 5m.
 func windowName(d time.Duration) string {
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	return strings.TrimSuffix(s, "0m")
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
