@@ -8,10 +8,9 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-var metricLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
+var metricLag = metrics.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "ridestream_processor_consumer_lag",
 	Help: "Messages between each stage's committed offset and the end of its input partition, read from Kafka every --lag-interval " +
 		"(the group's lag, the same from every instance; commits trail processing by up to 250 ms).",

@@ -9,48 +9,55 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
+// Metrics is the registry of the processors' metric families: the process serving
+// them exports these and the Go runtime's, not another component's.
+var Metrics = prometheus.NewRegistry()
+
+// metrics registers on Metrics.
+var metrics = promauto.With(Metrics)
+
 var (
-	metricMessages = promauto.NewCounterVec(prometheus.CounterOpts{
+	metricMessages = metrics.NewCounterVec(prometheus.CounterOpts{
 		Name: "ridestream_processor_messages_total",
 		Help: "Messages handled by each processor stage and input.",
 	}, []string{"stage"})
-	metricOutputs = promauto.NewCounterVec(prometheus.CounterOpts{
+	metricOutputs = metrics.NewCounterVec(prometheus.CounterOpts{
 		Name: "ridestream_processor_outputs_total",
 		Help: "Outputs by kind: late (a ride late for an aggregation), rejected (undecodable input and outliers), final_rows, final_reemits (rows emitted again after a redelivery), forget_retries.",
 	}, []string{"kind"})
-	metricStreamTime = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	metricStreamTime = metrics.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ridestream_processor_stream_time_seconds",
 		Help: "Stream time ST(p) of each input partition owned by this instance's clock stage (unix seconds).",
 	}, []string{"partition"})
-	metricWatermark = promauto.NewGauge(prometheus.GaugeOpts{
+	metricWatermark = metrics.NewGauge(prometheus.GaugeOpts{
 		Name: "ridestream_processor_watermark_seconds",
 		Help: "The pipeline's watermark, the lowest stream time of all input partitions, in the instance running the watermark stage (unix seconds).",
 	})
-	metricKeysCreated = promauto.NewCounter(prometheus.CounterOpts{
+	metricKeysCreated = metrics.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_window_keys_created_total",
 		Help: "Window and session keys created in this instance.",
 	})
-	metricKeysDeleted = promauto.NewCounter(prometheus.CounterOpts{
+	metricKeysDeleted = metrics.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_window_keys_deleted_total",
 		Help: "Window and session keys deleted (final and forgotten) in this instance.",
 	})
-	metricOutOfChain = promauto.NewCounterVec(prometheus.CounterOpts{
+	metricOutOfChain = metrics.NewCounterVec(prometheus.CounterOpts{
 		Name: "ridestream_processor_out_of_chain_total",
 		Help: "Messages skipped because a write before them was lost (route sends them again after its restart).",
 	}, []string{"stage"})
-	metricRepairs = promauto.NewCounterVec(prometheus.CounterOpts{
+	metricRepairs = metrics.NewCounterVec(prometheus.CounterOpts{
 		Name: "ridestream_processor_clock_repairs_total",
 		Help: "Input records read again from the input topic because what carried them never arrived: at the clock stage, batches (a lost write, or the clock topic's retention); at the watermark stage, clock writes (lost, or compacted away while route was down).",
 	}, []string{"stage"})
-	metricWatermarkGaps = promauto.NewCounter(prometheus.CounterOpts{
+	metricWatermarkGaps = metrics.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_watermark_gaps_total",
 		Help: "Lost writes route found in the watermark stage's changelog (route stops there; should stay 0).",
 	})
-	metricBatches = promauto.NewCounter(prometheus.CounterOpts{
+	metricBatches = metrics.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_clock_batches_total",
 		Help: "Batches route sent to the clock stage (records per batch: route_input messages / this).",
 	})
-	metricRideAfterFinal = promauto.NewCounter(prometheus.CounterOpts{
+	metricRideAfterFinal = metrics.NewCounter(prometheus.CounterOpts{
 		Name: "ridestream_processor_rides_after_final_total",
 		Help: "Messages with rides that reached a final window or session (a broken upstream order; should stay 0).",
 	})

@@ -3,6 +3,7 @@ package processors
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/lovoo/goka"
 
@@ -181,6 +182,7 @@ func (t *Topology) watermark(ctx goka.Context, msg any) {
 		if g, ok := next.G(); ok {
 			metricWatermark.Set(float64(g) / 1000)
 		}
+		t.open.observe(t, &next, time.Now())
 	}
 }
 

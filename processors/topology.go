@@ -138,6 +138,7 @@ type Topology struct {
 	commits   commitTracker            // the window stage's committed offsets
 	repairer  repairer                 // the clock's and watermark stage's input reader
 	purged    map[topicPartition]int64 // exportLag's: stream records deleted before these offsets
+	open      openWindows              // the watermark stage's, for metrics
 	processed atomic.Int64
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ridestream/ridestream/internal/aggregate"
@@ -104,7 +105,30 @@ func (w *Windows) Handler() http.Handler {
 		rw.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(rw).Encode(out)
 	})
-	return mux
+	return counted(mux)
+}
+
+// counted counts each request by path and status code.
+func counted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rec := &statusWriter{ResponseWriter: rw, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		path := r.URL.Path
+		if !strings.HasPrefix(path, "/api/") {
+			path = "/" // the page, or what is not found: one label, not one per URL
+		}
+		metricRequests.WithLabelValues(path, strconv.Itoa(rec.code)).Inc()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // groupJSON is a group's values (by their fields' JSON names) and measures

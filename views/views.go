@@ -52,6 +52,7 @@ func (w *Windows) Recovered() bool {
 	}
 	if w.view.Recovered() {
 		w.recovered.Store(true)
+		metricRecovered.Set(1)
 		return true
 	}
 	return false

@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -28,6 +28,7 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	instance := fs.String("instance-id", "", "static group membership id, one per instance (a restart takes its partitions back at once)")
 	session := fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout")
 	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8080 (empty: off)")
+	pprof := pprofFlag(fs)
 	idle := fs.Duration("idle-heartbeat", 0, "live mode: write a heartbeat into an input partition idle this long (wall clock) that holds back windows (0: off)")
 	repl := fs.Int("replication", 1, "replication factor of the topics the pipeline creates")
 	batchMax := fs.Int("batch-max", 1000, "input records of one partition that route sends the clock stage in one message")
@@ -63,7 +64,7 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	cfg.Ready = ops.NewReadiness(append(st, "pipeline", kafka.ReadyBrokers)...)
-	return runWithOps(ctx, *httpAddr, cfg.Ready, log, func(ctx context.Context) error {
+	return runWithOps(ctx, ops.Server{Addr: *httpAddr, Ready: cfg.Ready, Log: log, Metrics: processors.Metrics, Pprof: *pprof}, func(ctx context.Context) error {
 		go cfg.Ready.Watch(ctx, kafka.ReadyBrokers, 5*time.Second, conn.Check)
 		// The cluster may be down or electing leaders: that is waited
 		// out; a wrong setting or a drifting spec ends the command.
@@ -94,11 +95,11 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 // runWithOps runs fn beside the ops HTTP server; both stop when either ends.
-func runWithOps(ctx context.Context, addr string, ready *ops.Readiness, log *slog.Logger, fn func(context.Context) error, routes ...ops.Route) error {
+func runWithOps(ctx context.Context, srv ops.Server, fn func(context.Context) error, routes ...ops.Route) error {
 	g, ctx := errgroup.WithContext(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	g.Go(func() error { defer cancel(); return fn(ctx) })
-	g.Go(func() error { return ops.Serve(ctx, addr, ready, log, routes...) })
+	g.Go(func() error { return ops.Serve(ctx, srv, routes...) })
 	return g.Wait()
 }
 
@@ -106,6 +107,7 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("views", stderr)
 	kafkaConn := kafkaFlags(fs)
 	httpAddr := fs.String("http-addr", ":8090", "serve the chart page (/), /api/windows, /healthz, /readyz and /metrics here")
+	pprof := pprofFlag(fs)
 	pipe := pipelineFlags(fs, "views take them from the pipeline's record and refuse a flag that differs from it")
 	logger := logFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
@@ -131,7 +133,7 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	ready := ops.NewReadiness("pipeline", "view", kafka.ReadyBrokers)
 	var api lateHandler // the views' handler, once the pipeline's record is read
-	return runWithOps(ctx, *httpAddr, ready, log, func(ctx context.Context) error {
+	return runWithOps(ctx, ops.Server{Addr: *httpAddr, Ready: ready, Log: log, Metrics: views.Metrics, Pprof: *pprof}, func(ctx context.Context) error {
 		go ready.Watch(ctx, kafka.ReadyBrokers, 5*time.Second, conn.Check)
 		var spec pipeline.Spec
 		err := conn.WithCluster(given.Prefix+"-views", func(client sarama.Client, admin sarama.ClusterAdmin) error {
@@ -195,4 +197,9 @@ func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Error(w, "waiting for the pipeline's record", http.StatusServiceUnavailable)
+}
+
+// pprofFlag is --pprof: Go profiles on --http-addr, off unless asked for.
+func pprofFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("pprof", false, "also serve Go profiles at /debug/pprof/ on --http-addr")
 }

@@ -48,6 +48,7 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	flush := fs.Duration("flush-interval", 200_000_000, "longest a row waits for its batch")
 	session := fs.Duration("session-timeout", 10_000_000_000, "consumer group session timeout")
 	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8081 (empty: off)")
+	pprof := pprofFlag(fs)
 	dbURL := databaseFlags(fs)
 	pipe := pipelineFlags(fs, "the sink takes them from the pipeline's record, waits until it exists, and refuses a flag that differs from it")
 	logger := logFlags(fs)
@@ -81,7 +82,8 @@ func runSink(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := checkKafka(ctx, log, conn, true); err != nil {
 		return err
 	}
-	return runWithOps(ctx, *httpAddr, cfg.Ready, log, func(ctx context.Context) error { return sink.Run(ctx, cfg) })
+	return runWithOps(ctx, ops.Server{Addr: *httpAddr, Ready: cfg.Ready, Log: log, Metrics: sink.Metrics, Pprof: *pprof},
+		func(ctx context.Context) error { return sink.Run(ctx, cfg) })
 }
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,6 +1,6 @@
 // Package ops serves what an operator watches: /healthz (the process is
 // alive), /readyz (it is doing its job: connected, caught up, not retrying),
-// /metrics (Prometheus) and /debug/pprof/ (Go profiles).
+// /metrics (Prometheus) and, when asked for, /debug/pprof/ (Go profiles).
 package ops
 
 import (
@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -184,8 +186,23 @@ type Route struct {
 	Handler http.Handler
 }
 
-// Serve runs the HTTP endpoints on addr until ctx ends. An empty addr serves nothing.
-func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger, routes ...Route) error {
+// Server is what Serve serves.
+type Server struct {
+	// Addr to listen on; empty serves nothing.
+	Addr  string
+	Ready *Readiness
+	Log   *slog.Logger
+	// Metrics are the component's metric families; the Go runtime's and the
+	// process's are added.
+	Metrics prometheus.Gatherer
+	// Pprof mounts /debug/pprof/ (--pprof): profiles cost CPU and show
+	// internals, so only when asked for.
+	Pprof bool
+}
+
+// Serve runs the HTTP endpoints until ctx ends.
+func Serve(ctx context.Context, s Server, routes ...Route) error {
+	addr, ready, log := s.Addr, s.Ready, s.Log
 	if addr == "" {
 		<-ctx.Done()
 		return nil
@@ -199,9 +216,28 @@ func Serve(ctx context.Context, addr string, ready *Readiness, log *slog.Logger,
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("/metrics", promhttp.Handler())
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	runtime := prometheus.NewRegistry()
+	runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ridestream_ready",
+			Help: "1 when /readyz would answer 200 (the component is connected, caught up and not retrying), 0 when not.",
+		}, func() float64 {
+			if ready.Check(ctx) != nil {
+				return 0
+			}
+			return 1
+		}))
+	gatherers := prometheus.Gatherers{runtime}
+	if s.Metrics != nil {
+		gatherers = append(gatherers, s.Metrics)
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
+	if s.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	for _, r := range routes {
 		mux.Handle(r.Pattern, r.Handler)
 	}

@@ -3,6 +3,8 @@ package ops
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"io"
 	"log/slog"
 	"net"
@@ -24,7 +26,11 @@ func TestEndpoints(t *testing.T) {
 	ready := NewReadiness("postgres", "kafka")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, addr, ready, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	component := prometheus.NewRegistry()
+	promauto.With(component).NewCounter(prometheus.CounterOpts{Name: "component_total", Help: "a component's metric"}).Inc()
+	go func() {
+		done <- Serve(ctx, Server{Addr: addr, Ready: ready, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: component})
+	}()
 	get := func(path string) (int, string) {
 		for i := 0; ; i++ {
 			resp, err := http.Get("http://" + addr + path)
@@ -55,8 +61,13 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "connection refused") {
 		t.Fatalf("readyz while retrying: %d %q", code, body)
 	}
-	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
-		t.Fatalf("metrics: %d", code)
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "component_total 1") ||
+		!strings.Contains(body, "ridestream_ready 0") {
+		t.Fatalf("metrics: %d\n%s", code, body)
+	}
+	// Profiles only when asked for (--pprof).
+	if code, _ := get("/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/ without Pprof: %d", code)
 	}
 	cancel()
 	if err := <-done; err != nil {
