@@ -756,3 +756,55 @@ func TestOutliersDoNotTakeAPartitionDown(t *testing.T) {
 	}
 	t.Logf("3 outliers rejected with their reason (%q); %d of %d rides in final windows, %d late", reasons[0], trips, day.Rides+week.Rides, late)
 }
+
+// TestWindowStatusShowsWhatHoldsWindowsBack: the closing heartbeat reaches
+// every partition but the last, which went quiet half way: window_status
+// shows every window after its stream time as open, waiting on exactly that
+// partition (with its stream time as the lowest), and the rest final as the
+// model says.
+func TestWindowStatusShowsWhatHoldsWindowsBack(t *testing.T) {
+	w := generate.Config{Seed: 121, Rides: 20_000, Partitions: 4, Hours: 12, OutOfOrder: 0.05, Late: 0.01, Malformed: 0.005,
+		Lateness: 5 * time.Minute, IdlePartitions: 1, IdleAfter: 0.5, Heartbeats: true}
+	in := testenv.WorkloadInput(w)
+	all := in.Messages
+	in.Messages = func(yield func(generate.Message) bool) {
+		for m := range all {
+			if m.Kind == generate.Heartbeat && m.Partition == w.Partitions-1 {
+				continue // the starved partition gets no heartbeat
+			}
+			if !yield(m) {
+				return
+			}
+		}
+	}
+	in.Count--
+	in.AllFinal = false
+	p, _ := testenv.NewPipelineFor(t, testenv.Get(t), model.DefaultRule(), in, 0)
+	p.RunAndVerify(t, "proc-status")
+	starved := w.Partitions - 1
+	var open int
+	rows, err := p.Pool.Query(context.Background(), `SELECT window_start, waiting_partitions, lowest_stream_time FROM window_status WHERE state = 'open'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var start, lowest time.Time
+		var waiting []int32
+		if err := rows.Scan(&start, &waiting, &lowest); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(waiting, []int32{starved}) || lowest.UnixMilli() != p.Want.StreamTime[starved] {
+			t.Fatalf("open window %s waits for %v (lowest stream time %s); want partition %d at %s", start, waiting, lowest.UTC(),
+				starved, time.UnixMilli(p.Want.StreamTime[starved]).UTC())
+		}
+		open++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if open < w.Hours/3 {
+		t.Fatalf("%d open windows; the starved partition stopped half way through %d hours", open, w.Hours)
+	}
+	t.Logf("%d windows open, each waiting for partition %d at %s", open, starved, time.UnixMilli(p.Want.StreamTime[starved]).UTC())
+}

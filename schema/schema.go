@@ -27,6 +27,7 @@ const (
 	TableRejected     = "rejected_input"
 	TableLateRides    = "late_rides"
 	TableSinkProgress = "sink_progress"
+	TableWindowCounts = "window_counts"
 )
 
 // advisoryLockID serialises migrations across processes ("ridestrm").

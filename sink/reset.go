@@ -57,6 +57,10 @@ func Reset(ctx context.Context, url string, s ResetScope, prefix, finalsTopic st
 		if err != nil {
 			return err
 		}
+		// window_status reads the final tables; the sink makes it again.
+		if _, err := tx.Exec(ctx, "DROP VIEW IF EXISTS window_status"); err != nil {
+			return err
+		}
 		for _, t := range tables {
 			for _, stmt := range []string{"DROP VIEW IF EXISTS " + ident(t+"_corrected"), "DROP VIEW IF EXISTS " + ident(t+"_late"),
 				"DROP TABLE IF EXISTS " + ident(t)} {
@@ -66,7 +70,7 @@ func Reset(ctx context.Context, url string, s ResetScope, prefix, finalsTopic st
 			}
 		}
 		if s == ResetAll {
-			if _, err := tx.Exec(ctx, "TRUNCATE rides, rejected_input, late_rides, sink_progress"); err != nil {
+			if _, err := tx.Exec(ctx, "TRUNCATE rides, rejected_input, late_rides, sink_progress, window_counts"); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, "DELETE FROM ridestream_tables WHERE pipeline = $1", prefix)

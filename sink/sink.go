@@ -161,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 	tables := newAggTables(spec.Aggs())
 	var owned error
 	if err := retry(ctx, log, cfg.Ready, "create the pipeline's tables", func(ctx context.Context) error {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return ensureTables(ctx, tx, spec.Prefix, spec.Aggs()) })
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return ensureTables(ctx, tx, spec) })
 		var oe *OwnershipError
 		if errors.As(err, &oe) || (err != nil && strings.Contains(err.Error(), "was made for")) {
 			owned = err // a setting, not an outage: not retried

@@ -229,8 +229,9 @@ func createViews(a aggregate.Aggregation) string {
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// ownedTables are the raw tables every pipeline's sink writes.
-var ownedTables = []string{schema.TableRides, schema.TableRejected, schema.TableLateRides, schema.TableSinkProgress}
+// ownedTables are the raw tables every pipeline's sink writes, and the
+// window_status view over them.
+var ownedTables = []string{schema.TableRides, schema.TableRejected, schema.TableLateRides, schema.TableSinkProgress, schema.TableWindowCounts, "window_status"}
 
 // OwnershipError refuses a table that another pipeline owns.
 type OwnershipError struct {
@@ -244,7 +245,8 @@ func (e *OwnershipError) Error() string {
 
 // ensureTables claims the pipeline's tables in ridestream_tables, refusing
 // one another pipeline owns, and creates its aggregations' tables and views.
-func ensureTables(ctx context.Context, tx pgx.Tx, prefix string, aggs []aggregate.Aggregation) error {
+func ensureTables(ctx context.Context, tx pgx.Tx, spec pipeline.Spec) error {
+	prefix, aggs := spec.Prefix, spec.Aggs()
 	if _, err := tx.Exec(ctx, "LOCK TABLE ridestream_tables IN EXCLUSIVE MODE"); err != nil {
 		return err
 	}
@@ -287,5 +289,51 @@ func ensureTables(ctx context.Context, tx pgx.Tx, prefix string, aggs []aggregat
 			return fmt.Errorf("create views of %s: %w", a.Name, err)
 		}
 	}
+	if _, err := tx.Exec(ctx, statusView(spec)); err != nil {
+		return fmt.Errorf("create window_status: %w", err)
+	}
 	return nil
+}
+
+// statusView is window_status (docs/contract.md, "Outputs"): one row per
+// window of a tumbling aggregation that has on-time rides, final or open;
+// an open one with the input partitions whose stream time is still below
+// its end + L (the sink's committed stream times, the same rule the
+// processors finalize by) and the lowest of them. A partition the sink has
+// not read yet has no stream time: it is waiting too.
+func statusView(spec pipeline.Spec) string {
+	var lateness, finals []string
+	for _, a := range spec.Aggs() {
+		if a.Kind != aggregate.Tumbling {
+			continue
+		}
+		lateness = append(lateness, fmt.Sprintf("(%s, %d * interval '1 millisecond')", quote(a.Name), a.Lateness.Milliseconds()))
+		start, _ := a.WindowColumns()
+		finals = append(finals, fmt.Sprintf("SELECT %s::text AS aggregation, %s AS window_start, min(finalized_at) AS finalized_at FROM %s GROUP BY 2",
+			quote(a.Name), ident(start), ident(a.Name)))
+	}
+	if len(finals) == 0 { // sessions only: no windows
+		return `CREATE OR REPLACE VIEW window_status AS
+SELECT NULL::text AS aggregation, NULL::timestamptz AS window_start, NULL::timestamptz AS window_end, NULL::text AS state,
+    NULL::bigint AS rides, NULL::bigint AS late_rides, NULL::timestamptz AS finalized_at, NULL::int[] AS waiting_partitions,
+    NULL::timestamptz AS lowest_stream_time WHERE false`
+	}
+	return fmt.Sprintf(`CREATE OR REPLACE VIEW window_status AS
+WITH lateness (aggregation, l) AS (VALUES %s),
+finals AS (%s),
+partitions AS (
+    SELECT n AS src_partition, p.stream_time FROM generate_series(0, %d) n
+    LEFT JOIN sink_progress p ON p.topic = %s AND p.src_partition = n)
+SELECT c.aggregation, c.window_start, c.window_end,
+    CASE WHEN f.finalized_at IS NULL THEN 'open' ELSE 'final' END AS state,
+    c.rides, c.late_rides, f.finalized_at,
+    w.waiting_partitions, w.lowest_stream_time
+FROM window_counts c
+JOIN lateness USING (aggregation)
+LEFT JOIN finals f USING (aggregation, window_start)
+LEFT JOIN LATERAL (
+    SELECT array_agg(p.src_partition ORDER BY p.src_partition) AS waiting_partitions, min(p.stream_time) AS lowest_stream_time
+    FROM partitions p
+    WHERE f.finalized_at IS NULL AND (p.stream_time IS NULL OR p.stream_time < c.window_end + lateness.l)) w ON true
+WHERE c.rides > 0`, strings.Join(lateness, ", "), strings.Join(finals, "\nUNION ALL "), spec.InputPartitions-1, quote(spec.Input))
 }

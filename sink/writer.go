@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,8 @@ type progress struct {
 	rides      int64
 	rejected   int64
 	heartbeats int64
+	// heartbeatAt is the event time of the last heartbeat applied (0: none).
+	heartbeatAt int64
 }
 
 type rideRow struct {
@@ -41,6 +44,15 @@ type rideRow struct {
 	r           ride.Ride
 	windowStart int64
 	late        bool
+	// windows are the ride's window in each tumbling aggregation, for
+	// window_counts: the one it counts in, or the one it missed.
+	windows []rideWindow
+}
+
+type rideWindow struct {
+	agg        int
+	start, end int64
+	late       bool
 }
 
 type rejectRow struct {
@@ -160,6 +172,7 @@ func (c *chunk) decided(cl *classifier, w waitingRecord, d window.Decision) {
 	switch d.Outcome {
 	case window.HeartbeatApplied:
 		p.heartbeats++
+		p.heartbeatAt = max(p.heartbeatAt, w.rec.EventMs)
 		return
 	case window.Outlier:
 		c.reject(w.msg, d.Why)
@@ -176,6 +189,7 @@ func (c *chunk) decided(cl *classifier, w waitingRecord, d window.Decision) {
 			var start, end int64
 			start, end, late = ws.Late(t, d.STBefore, d.HadST)
 			l.windowStart, l.windowEnd, l.lateByMs = start, end, ws.LateBy(end, d.STBefore)
+			row.windows = append(row.windows, rideWindow{agg: i, start: start, end: end, late: late})
 			if i == 0 {
 				row.windowStart = start
 			}
@@ -360,11 +374,11 @@ ON CONFLICT (aggregation, src_partition, src_offset) DO NOTHING`
 
 	// upsertProgress only moves forward: a stale writer (a member that lost
 	// the partition in a rebalance) cannot move a partition back.
-	upsertProgress = `INSERT INTO sink_progress (topic, src_partition, next_offset, stream_time, rides, rejected, heartbeats, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+	upsertProgress = `INSERT INTO sink_progress (topic, src_partition, next_offset, stream_time, rides, rejected, heartbeats, heartbeat_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
 ON CONFLICT (topic, src_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset,
     stream_time = EXCLUDED.stream_time, rides = EXCLUDED.rides, rejected = EXCLUDED.rejected,
-    heartbeats = EXCLUDED.heartbeats, updated_at = now()
+    heartbeats = EXCLUDED.heartbeats, heartbeat_at = EXCLUDED.heartbeat_at, updated_at = now()
 WHERE sink_progress.next_offset < EXCLUDED.next_offset`
 )
 
@@ -404,7 +418,11 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int, table
 		}
 	}
 	if len(rides) > 0 {
-		if err := writeRides(ctx, tx, rides, path); err != nil {
+		inserted, err := writeRides(ctx, tx, rides, path)
+		if err != nil {
+			return err
+		}
+		if err := countWindows(ctx, tx, rides, inserted, tables); err != nil {
 			return err
 		}
 	}
@@ -467,7 +485,8 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int, table
 		if pr.clock.Valid {
 			st = time.UnixMilli(pr.clock.ST)
 		}
-		if _, err := tx.Exec(ctx, upsertProgress, tp.topic, tp.partition, pr.next, st, pr.rides, pr.rejected, pr.heartbeats); err != nil {
+		if _, err := tx.Exec(ctx, upsertProgress, tp.topic, tp.partition, pr.next, st, pr.rides, pr.rejected, pr.heartbeats,
+			optTime(pr.heartbeatAt != 0, pr.heartbeatAt)); err != nil {
 			return fmt.Errorf("record progress %s p%d@%d: %w", tp.topic, tp.partition, pr.next, err)
 		}
 	}
@@ -481,37 +500,112 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int, table
 // primary key fails the COPY, the savepoint is rolled back, and the batch
 // goes through staging with ON CONFLICT DO NOTHING. Both paths leave the
 // same rows; the direct one costs PostgreSQL about half as much.
-func writeRides(ctx context.Context, tx pgx.Tx, rides []rideRow, path int) error {
+func writeRides(ctx context.Context, tx pgx.Tx, rides []rideRow, path int) (inserted func(i int) bool, err error) {
+	all := func(int) bool { return true }
 	vals := make([]any, numRideColumns)
 	if path == pathDirect {
 		sp, err := tx.Begin(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		_, err = sp.CopyFrom(ctx, pgx.Identifier{"rides"}, rideTableColumns,
 			pgx.CopyFromSlice(len(rides), func(i int) ([]any, error) { return rideTableValues(&rides[i], vals), nil }))
 		if err == nil {
-			return sp.Commit(ctx)
+			return all, sp.Commit(ctx)
 		}
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != uniqueViolation {
-			return fmt.Errorf("copy %d rides: %w", len(rides), err)
+			return nil, fmt.Errorf("copy %d rides: %w", len(rides), err)
 		}
 		if err := sp.Rollback(ctx); err != nil {
-			return err
+			return nil, err
 		}
 		metricStagingFallbacks.Inc()
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"rides_stage"}, rideColumns,
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"rides_stage"}, rideColumns,
 		pgx.CopyFromSlice(len(rides), func(i int) ([]any, error) { return rideValues(&rides[i], vals), nil }))
 	if err != nil {
-		return fmt.Errorf("copy %d rides to staging: %w", len(rides), err)
+		return nil, fmt.Errorf("copy %d rides to staging: %w", len(rides), err)
 	}
-	if _, err := tx.Exec(ctx, insertRides); err != nil {
-		return fmt.Errorf("insert rides: %w", err)
+	// The rows another sink landed already are not new: what counts them
+	// (window_counts) must not count them twice.
+	rows, err := tx.Query(ctx, insertRides+"\nRETURNING src_partition, src_offset")
+	if err != nil {
+		return nil, fmt.Errorf("insert rides: %w", err)
+	}
+	type key struct {
+		p int32
+		o int64
+	}
+	fresh := map[key]bool{}
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.p, &k.o); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("insert rides: %w", err)
+		}
+		fresh[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert rides: %w", err)
+	}
+	return func(i int) bool { return fresh[key{rides[i].partition, rides[i].offset}] }, nil
+}
+
+// countWindows adds the batch's new rides to window_counts: per tumbling
+// window, the on-time rides in it and the rides that missed it.
+func countWindows(ctx context.Context, tx pgx.Tx, rides []rideRow, inserted func(int) bool, tables []aggTable) error {
+	type key struct {
+		agg   int
+		start int64
+	}
+	type count struct{ end, rides, late int64 }
+	counts := map[key]*count{}
+	var keys []key
+	for i := range rides {
+		if !inserted(i) {
+			continue
+		}
+		for _, w := range rides[i].windows {
+			k := key{w.agg, w.start}
+			c := counts[k]
+			if c == nil {
+				c = &count{end: w.end}
+				counts[k] = c
+				keys = append(keys, k)
+			}
+			if w.late {
+				c.late++
+			} else {
+				c.rides++
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	// One lock order for concurrent sinks.
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.agg != b.agg {
+			return a.agg - b.agg
+		}
+		return cmp.Compare(a.start, b.start)
+	})
+	names, starts, ends := make([]string, len(keys)), make([]time.Time, len(keys)), make([]time.Time, len(keys))
+	on, late := make([]int64, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		c := counts[k]
+		names[i], starts[i], ends[i], on[i], late[i] = tables[k.agg].a.Name, time.UnixMilli(k.start), time.UnixMilli(c.end), c.rides, c.late
+	}
+	if _, err := tx.Exec(ctx, upsertWindowCounts, names, starts, ends, on, late); err != nil {
+		return fmt.Errorf("count %d windows: %w", len(keys), err)
 	}
 	return nil
 }
+
+const upsertWindowCounts = `INSERT INTO window_counts AS c (aggregation, window_start, window_end, rides, late_rides)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[], $5::bigint[])
+ON CONFLICT (aggregation, window_start) DO UPDATE SET rides = c.rides + EXCLUDED.rides, late_rides = c.late_rides + EXCLUDED.late_rides`
 
 const uniqueViolation = "23505" // SQLSTATE unique_violation
 
@@ -611,7 +705,7 @@ func optTime(ok bool, ms int64) any {
 
 // loadProgress reads the stored progress of the given partitions.
 func loadProgress(ctx context.Context, pool *pgxpool.Pool, topic string, parts []int32) (map[int32]progress, error) {
-	rows, err := pool.Query(ctx, `SELECT src_partition, next_offset, stream_time, rides, rejected, heartbeats
+	rows, err := pool.Query(ctx, `SELECT src_partition, next_offset, stream_time, rides, rejected, heartbeats, heartbeat_at
 FROM sink_progress WHERE topic = $1 AND src_partition = ANY($2)`, topic, parts)
 	if err != nil {
 		return nil, fmt.Errorf("read sink progress: %w", err)
@@ -620,12 +714,15 @@ FROM sink_progress WHERE topic = $1 AND src_partition = ANY($2)`, topic, parts)
 	out := map[int32]progress{}
 	for rows.Next() {
 		pr := progress{topic: topic}
-		var st *time.Time
-		if err := rows.Scan(&pr.partition, &pr.next, &st, &pr.rides, &pr.rejected, &pr.heartbeats); err != nil {
+		var st, hb *time.Time
+		if err := rows.Scan(&pr.partition, &pr.next, &st, &pr.rides, &pr.rejected, &pr.heartbeats, &hb); err != nil {
 			return nil, fmt.Errorf("read sink progress: %w", err)
 		}
 		if st != nil {
 			pr.clock = window.Clock{ST: st.UnixMilli(), Valid: true}
+		}
+		if hb != nil {
+			pr.heartbeatAt = hb.UnixMilli()
 		}
 		out[pr.partition] = pr
 	}

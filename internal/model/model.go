@@ -672,3 +672,56 @@ func Corrected(rule Rule, res Result) map[string]map[RowKey]CorrectedRow {
 	}
 	return out
 }
+
+// Status is one expected row of window_status: a tumbling window with
+// on-time rides, final or not; for one that is not, the partitions whose
+// stream time after their whole log is below its end + L (a partition with
+// no stream time included), in order.
+type Status struct {
+	End         int64
+	Rides, Late int64
+	Final       bool
+	Waiting     []int32
+}
+
+// WindowStatus computes, per tumbling aggregation, the status of every
+// window with on-time rides after the whole log (docs/contract.md,
+// "Outputs"), by window start. A window is final when every partition's
+// stream time has reached its end + L.
+func WindowStatus(rule Rule, res Result) map[string]map[int64]Status {
+	out := map[string]map[int64]Status{}
+	for _, a := range res.aggs {
+		if a.Kind != aggregate.Tumbling {
+			continue
+		}
+		cal, L := res.cals[a.Name], a.Lateness.Milliseconds()
+		rows := map[int64]Status{}
+		for _, r := range res.onTime[a.Name] {
+			s, e := cal.Window(r.eventMs)
+			st := rows[s]
+			st.End = e
+			st.Rides++
+			rows[s] = st
+		}
+		for k, l := range res.Late {
+			if k.Aggregation != a.Name {
+				continue
+			}
+			if st, ok := rows[l.WindowStart]; ok {
+				st.Late++
+				rows[l.WindowStart] = st
+			}
+		}
+		for s, st := range rows {
+			for p := range res.StreamTimes {
+				if t, ok := res.StreamTime[int32(p)]; !ok || t < st.End+L {
+					st.Waiting = append(st.Waiting, int32(p))
+				}
+			}
+			st.Final = len(st.Waiting) == 0
+			rows[s] = st
+		}
+		out[a.Name] = rows
+	}
+	return out
+}

@@ -405,8 +405,69 @@ func (p *Pipeline) VerifyFinals(t *testing.T) {
 		verifyCorrected(t, p.Pool, a, corrected[a.Name])
 		summary = append(summary, fmt.Sprintf("%s %d rows", a.Name, len(want)))
 	}
-	t.Logf("every table equals the model: %s; %d raw rides, %d late for some aggregation, %d rejected",
+	open := p.VerifyWindowStatus(t)
+	t.Logf("every table equals the model (window_status too, %d windows open): %s; %d raw rides, %d late for some aggregation, %d rejected", open,
 		strings.Join(summary, ", "), len(p.Want.Rides), len(p.Want.Late), len(p.Want.Rejected))
+}
+
+// VerifyWindowStatus compares window_status with the model's: every
+// tumbling window with on-time rides, its counts, whether it is final, and
+// for one that is not, the partitions it waits for. It returns how many
+// rows are open.
+func (p *Pipeline) VerifyWindowStatus(t *testing.T) (open int) {
+	t.Helper()
+	want := model.WindowStatus(p.Rule, p.Want)
+	rows, err := p.Pool.Query(context.Background(), `SELECT aggregation, window_start, window_end, state, rides, late_rides,
+		coalesce(waiting_partitions, '{}'), finalized_at IS NOT NULL FROM window_status`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]map[int64]model.Status{}
+	for rows.Next() {
+		var agg, state string
+		var start, end time.Time
+		var st model.Status
+		var finalized bool
+		if err := rows.Scan(&agg, &start, &end, &state, &st.Rides, &st.Late, &st.Waiting, &finalized); err != nil {
+			t.Fatal(err)
+		}
+		st.End, st.Final = end.UnixMilli(), state == "final"
+		if st.Final != finalized || (state != "final" && state != "open") {
+			t.Fatalf("window_status %s %s: state %q, finalized_at set %v", agg, start, state, finalized)
+		}
+		if len(st.Waiting) == 0 {
+			st.Waiting = nil
+		}
+		if got[agg] == nil {
+			got[agg] = map[int64]model.Status{}
+		}
+		got[agg][start.UnixMilli()] = st
+		if !st.Final {
+			open++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	bad := 0
+	for agg, ws := range want {
+		for start, w := range ws {
+			if g, ok := got[agg][start]; !ok || fmt.Sprint(g) != fmt.Sprint(w) {
+				if bad++; bad <= 5 {
+					t.Errorf("window_status %s %s: got %+v (present %v), model %+v", agg, time.UnixMilli(start).UTC(), g, ok, w)
+				}
+			}
+		}
+		if len(got[agg]) != len(ws) {
+			t.Errorf("window_status %s: %d rows, model %d", agg, len(got[agg]), len(ws))
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.FailNow()
+	}
+	return open
 }
 
 // verifyCorrected compares aggregation a's corrected view with the model's:
