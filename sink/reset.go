@@ -70,7 +70,7 @@ func Reset(ctx context.Context, url string, s ResetScope, prefix, finalsTopic st
 			}
 		}
 		if s == ResetAll {
-			if _, err := tx.Exec(ctx, "TRUNCATE rides, rejected_input, late_rides, sink_progress, window_counts"); err != nil {
+			if _, err := tx.Exec(ctx, "TRUNCATE rides, rejected_input, late_rides, sink_progress, window_counts, redriven"); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, "DELETE FROM ridestream_tables WHERE pipeline = $1", prefix)

@@ -231,7 +231,7 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 
 // ownedTables are the raw tables every pipeline's sink writes, and the
 // window_status view over them.
-var ownedTables = []string{schema.TableRides, schema.TableRejected, schema.TableLateRides, schema.TableSinkProgress, schema.TableWindowCounts, "window_status"}
+var ownedTables = []string{schema.TableRides, schema.TableRejected, schema.TableLateRides, schema.TableSinkProgress, schema.TableWindowCounts, "window_status", "redriven"}
 
 // OwnershipError refuses a table that another pipeline owns.
 type OwnershipError struct {

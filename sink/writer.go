@@ -60,6 +60,7 @@ type rejectRow struct {
 	offset    int64
 	raw       []byte
 	reason    string
+	redriveOf string // the record's redrive header: where it was rejected before
 }
 
 type lateRow struct {
@@ -216,7 +217,13 @@ func (c *chunk) reject(msg *sarama.ConsumerMessage, reason string) {
 	if raw == nil {
 		raw = []byte{}
 	}
-	c.rejects = append(c.rejects, rejectRow{partition: msg.Partition, offset: msg.Offset, raw: raw, reason: reason})
+	row := rejectRow{partition: msg.Partition, offset: msg.Offset, raw: raw, reason: reason}
+	for _, h := range msg.Headers {
+		if h != nil && string(h.Key) == HeaderRedriveOf {
+			row.redriveOf = string(h.Value)
+		}
+	}
+	c.rejects = append(c.rejects, row)
 }
 
 // writer commits chunks from all claims in batched transactions. It is the
@@ -354,15 +361,15 @@ CREATE TEMP TABLE IF NOT EXISTS rides_stage (
     src_partition integer, src_offset bigint, pickup_at timestamptz, dropoff_at timestamptz,
     ` + rideStageFieldColumns + `, window_start timestamptz, is_late boolean) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS rejected_stage (
-    src_partition integer, src_offset bigint, raw bytea, error text) ON COMMIT DELETE ROWS;
+    src_partition integer, src_offset bigint, raw bytea, error text, redrive_of text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS late_stage (
     aggregation text, src_partition integer, src_offset bigint, event_at timestamptz, pickup_at timestamptz, pu_location_id integer,
     total_cents bigint, window_start timestamptz, window_end timestamptz, stream_time timestamptz,
     late_by_ms bigint) ON COMMIT DELETE ROWS;`
 
 const (
-	insertRejected = `INSERT INTO rejected_input (src_partition, src_offset, raw, error)
-SELECT src_partition, src_offset, raw, error FROM rejected_stage ORDER BY src_partition, src_offset
+	insertRejected = `INSERT INTO rejected_input (src_partition, src_offset, raw, error, redrive_of)
+SELECT src_partition, src_offset, raw, error, redrive_of FROM rejected_stage ORDER BY src_partition, src_offset
 ON CONFLICT (src_partition, src_offset) DO NOTHING`
 
 	insertLate = `INSERT INTO late_rides (aggregation, src_partition, src_offset, event_at, pickup_at, pu_location_id, total_amount,
@@ -427,10 +434,14 @@ func writeBatch(ctx context.Context, tx pgx.Tx, chunks []*chunk, path int, table
 		}
 	}
 	if len(rejects) > 0 {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"rejected_stage"}, []string{"src_partition", "src_offset", "raw", "error"},
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"rejected_stage"}, []string{"src_partition", "src_offset", "raw", "error", "redrive_of"},
 			pgx.CopyFromSlice(len(rejects), func(i int) ([]any, error) {
 				r := &rejects[i]
-				return []any{r.partition, r.offset, r.raw, r.reason}, nil
+				var of any
+				if r.redriveOf != "" {
+					of = r.redriveOf
+				}
+				return []any{r.partition, r.offset, r.raw, r.reason, of}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy %d rejected to staging: %w", len(rejects), err)

@@ -22,12 +22,13 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "embedded broker + throwaway Postgres: generate rides, land them, print hourly revenue", runDemo},
-		{"process", "run the goka processors (route, clock, windows) that compute final hourly windows", runProcess},
+		{"process", "run the goka processors (route, clock, watermark, windows) that compute the final windows", runProcess},
 		{"sink", "land raw rides, rejected and late input, and final windows in PostgreSQL exactly once", runSink},
-		{"views", "serve the live windows (open and final) as a JSON API from goka views", runViews},
+		{"views", "serve the open windows, what holds them back, and a chart page, from goka views", runViews},
 		{"heartbeat", "write heartbeat records that advance idle partitions' event time", runHeartbeat},
 		{"generate", "produce seeded synthetic rides (or a JSONL file) to the rides topic", runGenerate},
 		{"reset", "delete a pipeline's groups and intermediate topics (and optionally PostgreSQL outputs) for a replay", runReset},
+		{"redrive", "send rows of rejected_input back to the input topic, each once", runRedrive},
 		{"migrate", "apply the schema migrations to PostgreSQL", runMigrate},
 	}
 }

@@ -159,7 +159,7 @@ func fetchOnce(client sarama.Client, topic string, p int32, off, end int64, fn f
 					ts = batch.MaxTimestamp
 				}
 				m := &sarama.ConsumerMessage{Topic: topic, Partition: p, Offset: o, Key: r.Key, Value: r.Value,
-					Timestamp: ts, BlockTimestamp: batch.MaxTimestamp}
+					Timestamp: ts, BlockTimestamp: batch.MaxTimestamp, Headers: r.Headers}
 				if err := fn(m); err != nil {
 					return off, 0, &stopError{err}
 				}
