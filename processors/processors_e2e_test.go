@@ -20,6 +20,7 @@ import (
 	"github.com/ridestream/ridestream/internal/aggregate"
 	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/model"
+	"github.com/ridestream/ridestream/internal/ride"
 	"github.com/ridestream/ridestream/internal/testenv"
 	"github.com/ridestream/ridestream/views"
 )
@@ -807,4 +808,96 @@ func TestWindowStatusShowsWhatHoldsWindowsBack(t *testing.T) {
 		t.Fatalf("%d open windows; the starved partition stopped half way through %d hours", open, w.Hours)
 	}
 	t.Logf("%d windows open, each waiting for partition %d at %s", open, starved, time.UnixMilli(p.Want.StreamTime[starved]).UTC())
+	verifyAPI(t, p, starved, open)
+}
+
+// verifyAPI checks the views' API, with the pipeline's database, against
+// the model: every window's trips and revenue (final ones exactly, from
+// PostgreSQL), state, late rides and what an open one waits for; every
+// partition's stream time, and that the starved one holds back the oldest
+// open window.
+func verifyAPI(t *testing.T, p *testenv.Pipeline, starved int32, open int) {
+	t.Helper()
+	top := p.Topology(t)
+	v, err := views.NewWindows(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := p.Env.Kafka.NewClient("test-views")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	v.WithDatabase(p.Pool, client)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(time.Minute); !v.Recovered(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("view did not recover within a minute")
+		}
+	}
+	srv := httptest.NewServer(v.Handler())
+	defer srv.Close()
+	get := func(path string, into any) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
+	}
+	var api []views.WindowJSON
+	get("/api/windows?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z", &api)
+	status := model.WindowStatus(p.Rule, p.Want)[aggregate.DefaultName]
+	trips, cents := map[int64]int64{}, map[int64]int64{}
+	for k, r := range p.Finals[aggregate.DefaultName] {
+		trips[k.Start] += r.Measures[0].V
+		cents[k.Start] += r.Measures[1].V
+	}
+	late := map[int64]int64{}
+	for k, l := range p.Want.Late {
+		if k.Aggregation == aggregate.DefaultName {
+			late[l.WindowStart] += p.Want.Rides[k.Key].Ride.Vals[ride.TotalAmount]
+		}
+	}
+	if len(api) != len(status) {
+		t.Fatalf("/api/windows lists %d windows, the model has %d with rides", len(api), len(status))
+	}
+	gotOpen := 0
+	for _, w := range api {
+		s := w.Start.UnixMilli()
+		st, ok := status[s]
+		if !ok || w.Final != st.Final || w.Rides != st.Rides || w.LateRides != st.Late || w.LateRevenueCents != late[s] ||
+			(w.State == "final") != st.Final {
+			t.Fatalf("window %s: API %+v, model %+v (late revenue %d)", w.Start, w, st, late[s])
+		}
+		if st.Final && (w.Trips != trips[s] || w.RevenueCents != cents[s]) {
+			t.Fatalf("final window %s: API %d trips %d cents, model %d and %d", w.Start, w.Trips, w.RevenueCents, trips[s], cents[s])
+		}
+		if !st.Final {
+			gotOpen++
+			if !slices.Equal(w.Waiting, []int32{starved}) || w.LowestStreamTime == nil || w.LowestStreamTime.UnixMilli() != p.Want.StreamTime[starved] {
+				t.Fatalf("open window %s: API waits for %v since %v", w.Start, w.Waiting, w.LowestStreamTime)
+			}
+		}
+	}
+	if gotOpen != open {
+		t.Fatalf("/api/windows: %d open, window_status %d", gotOpen, open)
+	}
+	var parts []views.PartitionJSON
+	get("/api/partitions", &parts)
+	for _, pj := range parts {
+		want, ok := p.Want.StreamTime[pj.Partition]
+		if !ok || pj.StreamTime == nil || pj.StreamTime.UnixMilli() != want || pj.Lag != 0 || pj.HoldsBack != (pj.Partition == starved) {
+			t.Fatalf("partition %+v; model stream time %d, starved %d", pj, want, starved)
+		}
+	}
+	if len(parts) != int(top.Sources) {
+		t.Fatalf("/api/partitions lists %d partitions, the input has %d", len(parts), top.Sources)
+	}
+	t.Logf("/api/windows and /api/partitions agree with the model: %d windows, %d open, partition %d holds them back", len(api), open, starved)
 }

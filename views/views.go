@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lovoo/goka"
 
 	"github.com/ridestream/ridestream/internal/aggregate"
@@ -26,6 +28,10 @@ type Windows struct {
 	view      *goka.View
 	top       *processors.Topology
 	recovered atomic.Bool
+	// db and client, when given (WithDatabase): final windows, their
+	// status and the partitions come from PostgreSQL and Kafka.
+	db     *pgxpool.Pool
+	client sarama.Client
 }
 
 // NewWindows opens a view over the pipeline's window table.

@@ -18,6 +18,7 @@ import (
 	"github.com/ridestream/ridestream/internal/ops"
 	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
+	"github.com/ridestream/ridestream/sink"
 	"github.com/ridestream/ridestream/views"
 )
 
@@ -106,8 +107,9 @@ func runWithOps(ctx context.Context, srv ops.Server, fn func(context.Context) er
 func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlagSet("views", stderr)
 	kafkaConn := kafkaFlags(fs)
-	httpAddr := fs.String("http-addr", ":8090", "serve the chart page (/), /api/windows, /healthz, /readyz and /metrics here")
+	httpAddr := fs.String("http-addr", ":8090", "serve the chart page (/), /api/windows, /api/partitions, /healthz, /readyz and /metrics here")
 	pprof := pprofFlag(fs)
+	dbURL := databaseFlags(fs)
 	pipe := pipelineFlags(fs, "views take them from the pipeline's record and refuse a flag that differs from it")
 	logger := logFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
@@ -128,9 +130,21 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if *httpAddr == "" {
 		return errors.New("--http-addr: must not be empty")
 	}
+	url, err := dbURL(args)
+	if err != nil {
+		return err
+	}
+	if url == "" {
+		return errors.New("--database-url: required (the final windows, window_status and the partitions' progress are read from the pipeline's PostgreSQL)")
+	}
 	if err := checkKafka(ctx, log, conn, false); err != nil {
 		return err
 	}
+	pool, err := sink.OpenPool(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 	ready := ops.NewReadiness("pipeline", "view", kafka.ReadyBrokers)
 	var api lateHandler // the views' handler, once the pipeline's record is read
 	return runWithOps(ctx, ops.Server{Addr: *httpAddr, Ready: ready, Log: log, Metrics: views.Metrics, Pprof: *pprof}, func(ctx context.Context) error {
@@ -174,6 +188,12 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		client, err := conn.NewClient(spec.Prefix + "-views-offsets")
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		v.WithDatabase(pool, client)
 		ready.Set("view", "recovering the window table")
 		go func() {
 			for ctx.Err() == nil && !v.Recovered() {
