@@ -53,7 +53,8 @@ type Config struct {
 	pipeline.Spec
 	// Kafka is how every client of the processors reaches the cluster.
 	Kafka kafka.Conn
-	// Replication of the topics the pipeline creates (default 1).
+	// Replication of the topics the pipeline creates (0: the cluster's
+	// default.replication.factor).
 	Replication int16
 	// InstanceID enables static group membership (suffixed per stage).
 	InstanceID string
@@ -75,9 +76,6 @@ type Config struct {
 }
 
 func (c *Config) withDefaults() {
-	if c.Replication == 0 {
-		c.Replication = 1
-	}
 	if c.BatchMax == 0 {
 		c.BatchMax = 1000
 	}
@@ -107,7 +105,7 @@ func (c Config) Validate() error {
 	case c.IdleHeartbeat < 0:
 		return fmt.Errorf("--idle-heartbeat %v: must not be negative", c.IdleHeartbeat)
 	case c.Replication < 0:
-		return fmt.Errorf("--replication %d: must be positive", c.Replication)
+		return fmt.Errorf("--replication %d: must be positive, or 0 for the cluster's default.replication.factor", c.Replication)
 	}
 	if err := c.Kafka.Validate(); err != nil {
 		return err
@@ -222,6 +220,21 @@ func Setup(cfg Config) (*Topology, error) {
 	}
 	if _, err := kafka.EnsureTopics(admin, topics...); err != nil {
 		return nil, fmt.Errorf("pipeline %q: %w", cfg.Prefix, err)
+	}
+	names := make([]string, 0, len(topics))
+	for _, tp := range topics {
+		names = append(names, tp.Name)
+	}
+	if factors, brokers, err := kafka.Replication(admin, names); err != nil {
+		cfg.Logger.Warn("could not read the topics' replication", "err", err)
+	} else {
+		for _, name := range names {
+			cfg.Logger.Info("topic", "name", name, "replication", factors[name])
+			if factors[name] == 1 && brokers > 1 {
+				cfg.Logger.Warn("a topic of the pipeline has one replica on a cluster of several brokers: losing that broker's disk loses the pipeline's state; "+
+					"set default.replication.factor on the cluster or --replication", "topic", name, "brokers", brokers)
+			}
+		}
 	}
 	instances := map[string]string{}
 	if cfg.InstanceID != "" {

@@ -20,7 +20,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	kafkaConn := kafkaFlags(fs)
 	topic := fs.String("topic", pipeline.DefaultTopic, "topic to produce to (created with --partitions if missing)")
 	partitions := fs.Int("partitions", 4, "partitions to spread rides over (and to create the topic with)")
-	replication := fs.Int("replication", 1, "replication factor when creating the topic")
+	replication := fs.Int("replication", 0, "replication factor when creating the topic (0: the cluster's default.replication.factor)")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed gives the same messages")
 	rides := fs.Int("rides", 10000, "number of rides")
 	hours := fs.Int("hours", 24, "event-hours the rides span")

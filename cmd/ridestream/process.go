@@ -31,7 +31,7 @@ func runProcess(ctx context.Context, args []string, _, stderr io.Writer) error {
 	httpAddr := fs.String("http-addr", "", "serve /healthz, /readyz and /metrics here, e.g. :8080 (empty: off)")
 	pprof := pprofFlag(fs)
 	idle := fs.Duration("idle-heartbeat", 0, "live mode: write a heartbeat into an input partition idle this long (wall clock) that holds back windows (0: off)")
-	repl := fs.Int("replication", 1, "replication factor of the topics the pipeline creates")
+	repl := fs.Int("replication", 0, "replication factor of the topics the pipeline creates (0: the cluster's default.replication.factor)")
 	batchMax := fs.Int("batch-max", 1000, "input records of one partition that route sends the clock stage in one message")
 	linger := fs.Duration("batch-linger", 20*time.Millisecond, "longest a record waits for its batch (adds at most this to the finals' latency)")
 	lag := fs.Duration("lag-interval", 10*time.Second, "how often each stage's consumer lag is read from Kafka for /metrics")

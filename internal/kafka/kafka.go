@@ -30,8 +30,13 @@ func newConfig(clientID string) *sarama.Config {
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Idempotent = true
 	c.Net.MaxOpenRequests = 1
-	c.Producer.Retry.Max = 10
-	c.Producer.Retry.Backoff = 200 * time.Millisecond
+	// A leader election after a broker's crash takes as long as the
+	// controller's broker.session.timeout.ms (9 s by default) and more:
+	// retry for about half a minute before failing a write.
+	c.Producer.Retry.Max = 30
+	c.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
+		return min(100*time.Millisecond<<min(retries, 4), time.Second)
+	}
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true
 	c.Producer.Compression = sarama.CompressionNone
@@ -47,7 +52,7 @@ func newConfig(clientID string) *sarama.Config {
 type Topic struct {
 	Name          string
 	Partitions    int32
-	Replication   int16
+	Replication   int16 // 0: the cluster's default.replication.factor
 	CleanupPolicy string // "delete" or "compact"
 	RetentionMs   int64  // 0: broker default; -1: forever
 	Configs       map[string]string
@@ -90,7 +95,7 @@ func EnsureTopics(admin sarama.ClusterAdmin, topics ...Topic) (map[string]int32,
 		}
 		repl := t.Replication
 		if repl <= 0 {
-			repl = 1
+			repl = -1 // the cluster's default.replication.factor (CreateTopics v4+)
 		}
 		entries := map[string]*string{}
 		if t.CleanupPolicy != "" {
@@ -104,6 +109,14 @@ func EnsureTopics(admin sarama.ClusterAdmin, topics ...Topic) (map[string]int32,
 			entries["retention.ms"] = &v
 		}
 		err := admin.CreateTopic(t.Name, &sarama.TopicDetail{NumPartitions: t.Partitions, ReplicationFactor: repl, ConfigEntries: entries}, false)
+		if errors.Is(err, sarama.ErrInvalidReplicationFactor) && repl == -1 {
+			// The cluster's own default needs more brokers than are
+			// registered now: one is down or restarting; wait for it.
+			return nil, &BrokersMissingError{Topic: t.Name, Err: err}
+		}
+		if errors.Is(err, sarama.ErrInvalidReplicationFactor) {
+			return nil, fmt.Errorf("--replication %d: topic %s: %w", repl, t.Name, err)
+		}
 		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 			return nil, fmt.Errorf("create topic %s (%d partitions, replication %d): %w", t.Name, t.Partitions, repl, err)
 		}
@@ -133,3 +146,37 @@ func awaitTopics(admin sarama.ClusterAdmin, names []string) error {
 	}
 	return nil
 }
+
+// Replication describes the topics' replication: per topic its replicas
+// (of its first partition), and how many brokers the cluster has.
+func Replication(admin sarama.ClusterAdmin, topics []string) (factors map[string]int, brokers int, err error) {
+	metas, err := admin.DescribeTopics(topics)
+	if err != nil {
+		return nil, 0, fmt.Errorf("describe topics: %w", err)
+	}
+	factors = map[string]int{}
+	for _, m := range metas {
+		if m.Err == sarama.ErrNoError && len(m.Partitions) > 0 {
+			factors[m.Name] = len(m.Partitions[0].Replicas)
+		}
+	}
+	nodes, _, err := admin.DescribeCluster()
+	if err != nil {
+		return nil, 0, fmt.Errorf("describe cluster: %w", err)
+	}
+	return factors, len(nodes), nil
+}
+
+// BrokersMissingError: a topic cannot get the cluster's default replication
+// because fewer brokers are registered than it needs (one is down). It is
+// Transient.
+type BrokersMissingError struct {
+	Topic string
+	Err   error
+}
+
+func (e *BrokersMissingError) Error() string {
+	return fmt.Sprintf("create topic %s: waiting for the cluster's brokers to come back: %v", e.Topic, e.Err)
+}
+
+func (e *BrokersMissingError) Unwrap() error { return e.Err }

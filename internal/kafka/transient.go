@@ -25,6 +25,10 @@ func Transient(err error) bool {
 	if errors.As(err, &wrong) {
 		return false
 	}
+	var missing *BrokersMissingError
+	if errors.As(err, &missing) {
+		return true
+	}
 	var ke sarama.KError
 	if errors.As(err, &ke) {
 		switch ke {

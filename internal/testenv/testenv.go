@@ -232,7 +232,7 @@ func (e *Env) NewTopic(t testing.TB, partitions int32) string {
 		t.Fatalf("connect to test broker (%s): %v", e.BrokerKind, err)
 	}
 	defer admin.Close()
-	if _, err := kafka.EnsureTopics(admin, kafka.Topic{Name: name, Partitions: partitions, Replication: 1, CleanupPolicy: "delete", RetentionMs: -1,
+	if _, err := kafka.EnsureTopics(admin, kafka.Topic{Name: name, Partitions: partitions, CleanupPolicy: "delete", RetentionMs: -1,
 		Configs: map[string]string{"max.message.bytes": strconv.Itoa(MaxInputBytes)}}); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
