@@ -52,7 +52,7 @@ func newConfig(clientID string) *sarama.Config {
 type Topic struct {
 	Name          string
 	Partitions    int32
-	Replication   int16 // 0: the cluster's default.replication.factor
+	Replication   int16  // 0: the cluster's default.replication.factor
 	CleanupPolicy string // "delete" or "compact"
 	RetentionMs   int64  // 0: broker default; -1: forever
 	Configs       map[string]string

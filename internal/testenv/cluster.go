@@ -43,7 +43,10 @@ func (c *Cluster) UseIn(env *Env) {
 }
 
 // Kill SIGKILLs node i.
-func (c *Cluster) Kill(i int) error { _, err := c.script("stop-node", strconv.Itoa(i), "kill"); return err }
+func (c *Cluster) Kill(i int) error {
+	_, err := c.script("stop-node", strconv.Itoa(i), "kill")
+	return err
+}
 
 // Stop stops node i cleanly (a rolling restart's step).
 func (c *Cluster) Stop(i int) error { _, err := c.script("stop-node", strconv.Itoa(i)); return err }
