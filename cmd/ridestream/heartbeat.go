@@ -66,10 +66,12 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// The pipeline's record names its input; without one (the processors
 	// have not started yet) --topic does.
 	var spec pipeline.Spec
-	err = conn.WithCluster("ridestream-heartbeat", func(client sarama.Client, _ sarama.ClusterAdmin) error {
-		var err error
-		spec, err = kafka.ReadSpec(client, *prefix)
-		return err
+	err = kafka.RetryTransient(ctx, func(err error) { slog.Info("waiting for the cluster (a leader election, a broker restarting)", "err", err) }, func() error {
+		return conn.WithCluster("ridestream-heartbeat", func(client sarama.Client, _ sarama.ClusterAdmin) error {
+			var err error
+			spec, err = kafka.ReadSpec(client, *prefix)
+			return err
+		})
 	})
 	topicSet := false // on the command line or through $RIDESTREAM_TOPIC
 	fs.Visit(func(f *flag.Flag) { topicSet = topicSet || f.Name == "topic" })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -184,25 +185,49 @@ func runViews(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return err
 		}
 		ready.Set("pipeline", "")
-		v, err := views.NewWindows(processors.NewTopology(processors.Config{Spec: spec, Kafka: conn}))
-		if err != nil {
-			return err
-		}
 		client, err := conn.NewClient(spec.Prefix + "-views-offsets")
 		if err != nil {
 			return err
 		}
 		defer client.Close()
-		v.WithDatabase(pool, client)
-		ready.Set("view", "recovering the window table")
-		go func() {
-			for ctx.Err() == nil && !v.Recovered() {
-				time.Sleep(200 * time.Millisecond)
+		top := processors.NewTopology(processors.Config{Spec: spec, Kafka: conn})
+		// A view fails when its partitions' leaders go away for longer than
+		// its client retries (a broker down): it is opened again and
+		// recovers, and /readyz says so meanwhile.
+		for backoff := time.Second; ; backoff = min(2*backoff, 30*time.Second) {
+			v, err := views.NewWindows(top)
+			if err != nil {
+				return err
 			}
-			ready.Set("view", "")
-		}()
-		api.set(v.Handler())
-		return v.Run(ctx)
+			v.WithDatabase(pool, client)
+			ready.Set("view", "recovering the window table")
+			viewCtx, stop := context.WithCancel(ctx)
+			go func() {
+				for viewCtx.Err() == nil && !v.Recovered() {
+					time.Sleep(200 * time.Millisecond)
+				}
+				if viewCtx.Err() == nil {
+					ready.Set("view", "")
+				}
+			}()
+			api.set(v.Handler())
+			start := time.Now()
+			err = v.Run(viewCtx)
+			stop()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if time.Since(start) > time.Minute {
+				backoff = time.Second
+			}
+			ready.Set("view", fmt.Sprintf("the view of the window table failed (%v); opening it again", err))
+			log.Warn("the view failed; opening it again", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
 	}, ops.Route{Pattern: "/api/", Handler: &api}, ops.Route{Pattern: "/{$}", Handler: &api})
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ridestream/ridestream/internal/envflag"
+	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pipeline"
 	"github.com/ridestream/ridestream/processors"
 	"github.com/ridestream/ridestream/sink"
@@ -44,13 +45,17 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := checkKafka(ctx, slog.Default(), conn, false); err != nil {
 		return err
 	}
-	admin, err := conn.NewAdmin("ridestream-reset")
-	if err != nil {
-		return err
-	}
 	names := pipeline.Spec{Prefix: *prefix}.Names()
-	plan, err := processors.Plan(admin, names)
-	admin.Close()
+	var plan processors.ResetPlan
+	err = kafka.RetryTransient(ctx, func(err error) { slog.Info("waiting for the cluster (a leader election, a broker restarting)", "err", err) }, func() error {
+		admin, err := conn.NewAdmin("ridestream-reset")
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		plan, err = processors.Plan(admin, names)
+		return err
+	})
 	if err != nil {
 		return err
 	}
