@@ -116,6 +116,10 @@ func TestBrokerCrash(t *testing.T) {
 	}
 	addr := testenv.FreeAddr(t)
 	snk := testenv.StartProc(t, "sink.log", append(p.SinkArgs(), "--http-addr", addr)...)
+	viewsAddr := testenv.FreeAddr(t)
+	views := testenv.StartProc(t, "views.log", append(append([]string{"views"}, env.KafkaArgs...), "--prefix", p.Prefix,
+		"--database-url", p.DBURL, "--http-addr", viewsAddr)...)
+	procs = append(procs, views)
 	if code, body, ok := testenv.AwaitReadyz(addr, 2*time.Minute, testenv.Ready); !ok {
 		t.Fatalf("sink not ready: %d %s\n%s", code, body, snk.Tail(3000))
 	}
@@ -154,11 +158,14 @@ func TestBrokerCrash(t *testing.T) {
 	<-produced
 	el := p.WaitDone(t, 5*time.Minute, append(procs, snk)...)
 	alive(t, append(procs, snk)...)
+	if code, body, ok := testenv.AwaitReadyz(viewsAddr, time.Minute, testenv.Ready); !ok {
+		t.Fatalf("views not ready after the broker's crash: %d %s\n%s", code, body, views.Tail(3000))
+	}
 	time.Sleep(time.Second)
 	p.VerifyFinals(t)
 	p.VerifyRawAndLate(t)
 	replication(t, env, p)
-	t.Logf("all rows in after %v", el.Round(time.Millisecond))
+	t.Logf("all rows in after %v; the views are ready", el.Round(time.Millisecond))
 }
 
 // TestRollingRestart: each node in turn is stopped cleanly and started
