@@ -82,7 +82,8 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := ensureTopic(conn, *topic, int32(*partitions), int16(*replication)); err != nil {
 		return err
 	}
-	n, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: conn, Topic: *topic, Rate: *rate, Total: total, Logger: log}, src)
+	n, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: conn, Topic: *topic, Rate: *rate, Total: total, Logger: log,
+		MaxMessageBytes: generate.MaxMessageBytes}, src)
 	if err != nil {
 		return err
 	}
@@ -101,6 +102,9 @@ func ensureTopic(conn kafka.Conn, topic string, partitions int32, replication in
 		return err
 	}
 	defer admin.Close()
-	_, err = kafka.EnsureTopics(admin, kafka.Topic{Name: topic, Partitions: partitions, Replication: replication, CleanupPolicy: "delete", RetentionMs: -1})
+	// The malformed mix holds, rarely, a value over the decoder's 1 MiB
+	// limit: the topic must take it for the pipeline to reject it.
+	_, err = kafka.EnsureTopics(admin, kafka.Topic{Name: topic, Partitions: partitions, Replication: replication, CleanupPolicy: "delete", RetentionMs: -1,
+		Configs: map[string]string{"max.message.bytes": strconv.Itoa(generate.MaxMessageBytes)}})
 	return err
 }

@@ -54,6 +54,10 @@ type Config struct {
 	Heartbeats bool
 }
 
+// MaxMessageBytes is what a topic (and a producer) must take for the
+// workload's largest message: a malformed one just over ride.MaxMessageBytes.
+const MaxMessageBytes = 2 << 20
+
 // DefaultStart is the default first event time (2024-11-01T00:00:00Z).
 var DefaultStart = time.Date(2024, 11, 1, 0, 0, 0, 0, time.UTC)
 

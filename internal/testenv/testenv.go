@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ridestream/ridestream/internal/broker"
+	"github.com/ridestream/ridestream/internal/generate"
 	"github.com/ridestream/ridestream/internal/kafka"
 	"github.com/ridestream/ridestream/internal/pgserver"
 	"github.com/ridestream/ridestream/internal/pipeline"
@@ -221,7 +222,7 @@ func (e *Env) withCluster(fn func(sarama.Client, sarama.ClusterAdmin) error) err
 
 // MaxInputBytes is the max.message.bytes of test input topics: poison tests
 // send payloads over 1 MiB.
-const MaxInputBytes = 2 << 20
+const MaxInputBytes = generate.MaxMessageBytes
 
 // NewTopic creates a topic with the given partitions and returns its name.
 func (e *Env) NewTopic(t testing.TB, partitions int32) string {
