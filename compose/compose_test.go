@@ -22,6 +22,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ridestream/ridestream/internal/testenv"
 )
 
 const (
@@ -54,7 +56,8 @@ func TestMain(m *testing.M) {
 	if bin.buildErr == nil {
 		bin.subs, bin.flags, bin.probeErr = probeBinary(bin.path)
 	}
-	code := m.Run()
+	// Kafka and PostgreSQL for observability_test.go, which runs the binary.
+	code := testenv.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -900,6 +903,19 @@ func TestDatabaseURLMatchesPostgres(t *testing.T) {
 	}
 	if u.Query().Get("sslmode") != "disable" {
 		t.Errorf("URL %q: want sslmode=disable (the postgres image serves no TLS)", v)
+	}
+}
+
+// views read the final rows and window_status from the sink's database
+// (`ridestream views` refuses to start without --database-url).
+func TestViewsReadTheSinksDatabase(t *testing.T) {
+	cf := loadCompose(t)
+	sink, views := cf.Services["sink"].Environment["RIDESTREAM_DATABASE_URL"], cf.Services["views"].Environment["RIDESTREAM_DATABASE_URL"]
+	if views == "" || views != sink {
+		t.Errorf("views: RIDESTREAM_DATABASE_URL %q, want the sink's %q", views, sink)
+	}
+	if got := cf.Services["views"].DependsOn["postgres"]; got != "service_healthy" {
+		t.Errorf("views: depends_on postgres condition %q, want service_healthy", got)
 	}
 }
 
