@@ -390,6 +390,13 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	if err := h.w.flush(ctx); err != nil {
 		h.log.Warn("flush before releasing partitions", "err", err)
 	}
+	// Another member may take these partitions: their lag is its to report
+	// now, so a sum over sinks counts each partition once.
+	for topic, parts := range sess.Claims() {
+		for _, p := range parts {
+			metricLag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
+		}
+	}
 	return nil
 }
 
