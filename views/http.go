@@ -261,7 +261,8 @@ func groupJSON(a aggregate.Aggregation, g pipeline.GroupAcc) map[string]any {
 }
 
 func timeRange(from, to string) (int64, int64, error) {
-	lo, hi := int64(-1<<62), int64(1<<62)
+	// Bounds PostgreSQL's timestamptz holds (pgx would overflow on ±2^62 ms).
+	lo, hi := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).UnixMilli()
 	if from != "" {
 		t, err := time.Parse(time.RFC3339, from)
 		if err != nil {
