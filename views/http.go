@@ -87,7 +87,7 @@ func (w *Windows) Handler() http.Handler {
 			http.Error(rw, "partitions: the views run without the pipeline's database (--database-url)", http.StatusNotFound)
 			return
 		}
-		out, err := w.Partitions(r.Context())
+		out, err := w.Partitions(r.Context(), r.URL.Query().Get("aggregation"))
 		if err != nil {
 			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
 			return

@@ -132,12 +132,13 @@ type PartitionJSON struct {
 	EndOffset  int64 `json:"end_offset"`
 	Lag        int64 `json:"lag"`
 	// HoldsBack: the partition is among those the oldest open window of
-	// the first tumbling aggregation waits for.
+	// the aggregation asked for (default the first tumbling one) waits for.
 	HoldsBack bool `json:"holds_back_oldest_open"`
 }
 
-// Partitions lists every input partition.
-func (w *Windows) Partitions(ctx context.Context) ([]PartitionJSON, error) {
+// Partitions lists every input partition; HoldsBack follows the oldest
+// open window of tumbling aggregation agg (empty: the first).
+func (w *Windows) Partitions(ctx context.Context, agg string) ([]PartitionJSON, error) {
 	n := w.top.Sources
 	rows, err := w.db.Query(ctx, `SELECT n, p.stream_time, p.heartbeat_at, coalesce(p.next_offset, 0)
 FROM generate_series(0, $2::int - 1) n LEFT JOIN sink_progress p ON p.topic = $1 AND p.src_partition = n ORDER BY n`, w.top.Input, n)
@@ -167,7 +168,7 @@ FROM generate_series(0, $2::int - 1) n LEFT JOIN sink_progress p ON p.topic = $1
 		}
 		out[i].EndOffset, out[i].Lag = end, max(end-out[i].NextOffset, 0)
 	}
-	if _, a, ok := w.Aggregation(""); ok {
+	if _, a, ok := w.Aggregation(agg); ok {
 		var waiting []int32
 		err := w.db.QueryRow(ctx, `SELECT coalesce(waiting_partitions, '{}') FROM window_status WHERE aggregation = $1 AND state = 'open'
 ORDER BY window_start LIMIT 1`, a.Name).Scan(&waiting)
