@@ -66,7 +66,7 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// The pipeline's record names its input; without one (the processors
 	// have not started yet) --topic does.
 	var spec pipeline.Spec
-	err = kafka.RetryTransient(ctx, func(err error) { slog.Info("waiting for the cluster (a leader election, a broker restarting)", "err", err) }, func() error {
+	err = kafka.RetryTransient(ctx, kafka.LogWaiting(slog.Default()), func() error {
 		return conn.WithCluster("ridestream-heartbeat", func(client sarama.Client, _ sarama.ClusterAdmin) error {
 			var err error
 			spec, err = kafka.ReadSpec(client, *prefix)

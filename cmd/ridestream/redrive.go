@@ -58,7 +58,7 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	var spec pipeline.Spec
-	err = kafka.RetryTransient(ctx, func(err error) { log.Info("waiting for the cluster", "err", err) }, func() error {
+	err = kafka.RetryTransient(ctx, kafka.LogWaiting(log), func() error {
 		return conn.WithCluster(*prefix+"-redrive", func(client sarama.Client, _ sarama.ClusterAdmin) error {
 			spec, err = kafka.ReadSpec(client, *prefix)
 			return err

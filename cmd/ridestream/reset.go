@@ -47,7 +47,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	names := pipeline.Spec{Prefix: *prefix}.Names()
 	var plan processors.ResetPlan
-	err = kafka.RetryTransient(ctx, func(err error) { slog.Info("waiting for the cluster (a leader election, a broker restarting)", "err", err) }, func() error {
+	err = kafka.RetryTransient(ctx, kafka.LogWaiting(slog.Default()), func() error {
 		admin, err := conn.NewAdmin("ridestream-reset")
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"syscall"
 	"time"
@@ -67,5 +68,13 @@ func RetryTransient(ctx context.Context, waiting func(error), fn func() error) e
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// LogWaiting is RetryTransient's waiting for a command without /readyz:
+// it logs what the command waits for.
+func LogWaiting(log *slog.Logger) func(error) {
+	return func(err error) {
+		log.Info("waiting for the cluster (a leader election, a broker restarting)", "err", err)
 	}
 }
