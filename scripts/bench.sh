@@ -14,8 +14,11 @@ if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import kafka, psycopg
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q kafka-python==3.0.12 psycopg2-binary==2.9.13
 fi
-# The Kafka Streams peer: built with Maven once (cached under .cache/).
+# The Kafka Streams, Flink and Kafka Connect peers: built with Maven once
+# (cached under .cache/).
 scripts/kstreams.sh build >/dev/null
+scripts/flink.sh build >/dev/null
+scripts/connect.sh build >/dev/null
 # BENCH_BASELINE=<git revision>: build that revision too and measure it beside this one.
 baseline=()
 if [[ -n ${BENCH_BASELINE:-} ]]; then

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -35,23 +36,31 @@ import (
 type config struct {
 	kafka kafka.Conn
 	// brokers is kafka's bootstrap list as the child processes take it.
-	brokers, brokerPidFile, binary, out, python string
-	kstreams                                    string
-	kstreamsThreads, runs                       int
-	rides, partitions, ceilingRows              int
-	pythonSeconds, latencySeconds               float64
-	latencyHours                                int
-	historyDays                                 []int
-	historyWindows                              []time.Duration
-	historyRate                                 int
-	baseline                                    string
+	brokers, binary, out, python string
+	// brokerPidFiles are the pid files of the brokers whose CPU is measured.
+	brokerPidFiles                 []string
+	kstreams, flink, connect       string
+	kstreamsThreads, runs          int
+	flinkParallelism, connectTasks int
+	connectRuns                    int
+	// kafkaScript starts the three-node cluster (scripts/kafka4.sh);
+	// clusterNodes 0 skips the cluster rows. bigRides 0 skips the big run.
+	kafkaScript                    string
+	clusterNodes, bigRides         int
+	rides, partitions, ceilingRows int
+	pythonSeconds, latencySeconds  float64
+	latencyHours                   int
+	historyDays                    []int
+	historyWindows                 []time.Duration
+	historyRate                    int
+	baseline                       string
 }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var c config
 	kafkaConn := kafka.Flags(fs) // make bench starts Kafka 4 and gives its address
-	fs.StringVar(&c.brokerPidFile, "broker-pid-file", "", "pid file of the broker, to measure its CPU")
+	brokerPidFile := fs.String("broker-pid-file", "", "pid file of the broker, to measure its CPU")
 	fs.StringVar(&c.binary, "binary", "bin/ridestream", "the ridestream binary to run")
 	fs.StringVar(&c.out, "out", "BENCHMARKS.md", "markdown file for the results")
 	fs.IntVar(&c.rides, "rides", 1_000_000, "rides in the end-to-end workload")
@@ -60,6 +69,14 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.python, "python", ".cache/bench-venv/bin/python", "python with kafka-python and psycopg2 for the tutorial's consumer")
 	fs.StringVar(&c.kstreams, "kstreams", "scripts/kstreams.sh", "script that runs the Kafka Streams peer (bench/kstreams)")
 	fs.IntVar(&c.kstreamsThreads, "kstreams-threads", 1, "stream threads of the Kafka Streams peer")
+	fs.StringVar(&c.flink, "flink", "scripts/flink.sh", "script that runs the Flink peer (bench/flink)")
+	fs.IntVar(&c.flinkParallelism, "flink-parallelism", runtime.NumCPU(), "parallelism of the Flink peer's job (its local environment's default: one per core)")
+	fs.StringVar(&c.connect, "connect", "scripts/connect.sh", "script that runs the Kafka Connect peer (bench/connect)")
+	fs.IntVar(&c.connectTasks, "connect-tasks", runtime.NumCPU(), "tasks.max of the Kafka Connect peer's JDBC sink")
+	fs.IntVar(&c.connectRuns, "connect-runs", 1, "runs of the Kafka Connect peer (slow: one run of the whole workload takes minutes)")
+	fs.StringVar(&c.kafkaScript, "kafka-script", "scripts/kafka4.sh", "script that starts the multi-broker cluster")
+	fs.IntVar(&c.clusterNodes, "cluster-nodes", 3, "brokers of the cluster the end-to-end run is repeated on, replication from its default (0: skip)")
+	fs.IntVar(&c.bigRides, "big-rides", 10_000_000, "rides of the one big end-to-end run, same shape (0: skip)")
 	fs.IntVar(&c.runs, "runs", 3, "runs of each throughput measurement (the median is reported)")
 	fs.Float64Var(&c.pythonSeconds, "python-seconds", 20, "how long the tutorial's consumer runs")
 	fs.Float64Var(&c.latencySeconds, "latency-seconds", 30, "how long input arrives in the latency measurement")
@@ -98,6 +115,9 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("--kafka-tls, --kafka-sasl-mechanism: the bench measures a plaintext broker (make bench starts one)")
 	}
 	c.brokers = strings.Join(c.kafka.Brokers, ",")
+	if *brokerPidFile != "" {
+		c.brokerPidFiles = []string{*brokerPidFile}
+	}
 	if c.runs < 1 {
 		return fmt.Errorf("--runs %d: must be at least 1", c.runs)
 	}
@@ -134,7 +154,9 @@ func run(ctx context.Context, args []string) error {
 	for m := range w.All {
 		parts[m.Partition] = append(parts[m.Partition], m.Value)
 	}
-	modelFinals := model.Finals(model.DefaultRule(), model.Run(model.DefaultRule(), parts))[aggregate.DefaultName]
+	modelRes := model.Run(model.DefaultRule(), parts)
+	modelFinals, wantRides := model.Finals(model.DefaultRule(), modelRes)[aggregate.DefaultName], len(modelRes.Rides)
+	modelRes = model.Result{}
 	wantFinals := len(modelFinals)
 	var wantTrips int64
 	for _, f := range modelFinals {
@@ -143,7 +165,8 @@ func run(ctx context.Context, args []string) error {
 	parts = nil
 	runtime.GC() // the model's garbage: collect it now, not while measuring
 	say("producing %d messages to %s", w.Count(), topic)
-	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: c.kafka, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: c.kafka, Topic: topic, Total: w.Count(), Logger: log,
+		MaxMessageBytes: generate.MaxMessageBytes}, w.All); err != nil {
 		return err
 	}
 
@@ -158,7 +181,7 @@ func run(ctx context.Context, args []string) error {
 	for i := range c.runs {
 		for b, bin := range binaries {
 			say("end to end, run %d of %d (%s): processors + sink until every raw row and every final window is committed", i+1, c.runs, bin)
-			r, err := runE2E(ctx, c, pg, pipelineRun{name: fmt.Sprintf("e2e%d_%d", b, i), binary: bin}, topic, w.Count(), wantFinals)
+			r, err := runE2E(ctx, c, pg, pipelineRun{name: fmt.Sprintf("e2e%d_%d", b, i), binary: bin, finals: modelFinals}, topic, w.Count(), wantFinals)
 			if err != nil {
 				return err
 			}
@@ -178,7 +201,7 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	for b := range binaries {
-		slices.SortFunc(e2es[b], func(a, b e2eResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
+		sortByElapsed(e2es[b])
 		slices.SortFunc(procRuns[b], func(a, b procResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
 	}
 	e2eMed := e2es[0][len(e2es[0])/2]
@@ -201,7 +224,21 @@ func run(ctx context.Context, args []string) error {
 		aggRuns = append(aggRuns, r)
 		say("end to end with three aggregations, run %d: %.0f rides/s", i+1, float64(c.rides)/r.elapsed.Seconds())
 	}
-	slices.SortFunc(aggRuns, func(a, b e2eResult) int { return cmp.Compare(a.elapsed, b.elapsed) })
+	sortByElapsed(aggRuns)
+
+	// The same rides on a multi-broker cluster, and a big run.
+	var cluster clusterRuns
+	if c.clusterNodes > 0 {
+		if cluster, err = runCluster(ctx, c, pg, w, modelFinals, log, say); err != nil {
+			return err
+		}
+	}
+	var big bigRun
+	if c.bigRides > 0 {
+		if big, err = runBig(ctx, c, pg, w, log, say); err != nil {
+			return err
+		}
+	}
 
 	// The Kafka Streams peer on the same topic.
 	var kss []kstreamsResult
@@ -216,6 +253,17 @@ func run(ctx context.Context, args []string) error {
 	}
 	slices.SortFunc(kss, func(a, b kstreamsResult) int { return cmp.Compare(a.Seconds, b.Seconds) })
 	ks := kss[len(kss)/2]
+
+	// The Flink peer on the same topic, and the Kafka Connect peer on the
+	// same rides in the envelope it needs.
+	flinks, err := runFlinkPeer(ctx, c, pg, topic, modelFinals, say)
+	if err != nil {
+		return err
+	}
+	connects, connectIn, err := runConnectPeer(ctx, c, pg, w, log, say)
+	if err != nil {
+		return err
+	}
 
 	// The tutorial's consumer, as users run it, on the same topic.
 	say("the tutorial's Python consumer (kafka-python, one INSERT per message, autocommit) for %v s", c.pythonSeconds)
@@ -294,7 +342,20 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "| PostgreSQL ceiling: plain COPY, ride row | %.0f rows/s | %s; %d rows, 10k rows per transaction, amounts as bigint |\n", copyRate, spread(copyRates), c.ceilingRows)
 	fmt.Fprintf(&b, "| PostgreSQL idempotent staging path (COPY → staging → INSERT … ON CONFLICT + progress) | %.0f rows/s | %s; the ratio's denominator; the sink's fallback |\n", stagingRate, spread(stagingRates))
 	fmt.Fprintf(&b, "| PostgreSQL, the sink's path (COPY into rides under a savepoint + progress) | %.0f rows/s | %s; staging only when a row is there already |\n", sinkRate, spread(sinkRates))
-	fmt.Fprintf(&b, "| ridestream end to end (raw rows + final windows committed) | %.0f rides/s | %s; median run %v from process start |\n", e2eRate, spread(e2eRates), e2e.Round(time.Millisecond))
+	fmt.Fprintf(&b, "| ridestream end to end (raw rows + final windows committed) | %.0f rides/s | %s; median run %v from process start; hourly_revenue: %d rows, %d equal to the model's %d (trips and revenue) |\n",
+		e2eRate, spread(e2eRates), e2e.Round(time.Millisecond), e2eMed.answer.Rows, e2eMed.answer.EqualRows, wantFinals)
+	if len(cluster.runs) > 0 {
+		m := cluster.runs[len(cluster.runs)/2]
+		fmt.Fprintf(&b, "| ridestream end to end on a %d-broker cluster (KRaft, every node broker + controller, on the same machine), replication %d from the cluster's default, min.insync.replicas 2 | %.0f rides/s | %s; median run %v; hourly_revenue: %d rows, %d equal to the model's %d; CPU-s per 1M rides: process %s, sink %s, the %d brokers %s, PostgreSQL %s; peak RSS process %d MiB, sink %d MiB |\n",
+			c.clusterNodes, cluster.replication, float64(c.rides)/m.elapsed.Seconds(), spread(e2eRatesOf(cluster.runs)), m.elapsed.Round(time.Millisecond),
+			m.answer.Rows, m.answer.EqualRows, wantFinals, perM(m.procCPU), perM(m.sinkCPU), c.clusterNodes, perM(m.brokerCPU), perM(m.pgCPU), m.peakProc, m.peakSink)
+	}
+	if big.rides > 0 {
+		bigPerM := func(cpu float64) string { return fmt.Sprintf("%.1f", cpu*1e6/float64(big.rides)) }
+		fmt.Fprintf(&b, "| ridestream end to end, %d rides (one run, same shape, 12 partitions) | %.0f rides/s | %v from process start; hourly_revenue: %d rows, %d equal to the model's %d; CPU-s per 1M rides: process %s, sink %s, broker %s, PostgreSQL %s; peak RSS process %d MiB, sink %d MiB |\n",
+			big.rides, float64(big.rides)/big.elapsed.Seconds(), big.elapsed.Round(time.Millisecond), big.answer.Rows, big.answer.EqualRows, big.finals,
+			bigPerM(big.procCPU), bigPerM(big.sinkCPU), bigPerM(big.brokerCPU), bigPerM(big.pgCPU), big.peakProc, big.peakSink)
+	}
 	fmt.Fprintf(&b, "| processors only (input → finals topic) | %.0f rides/s | %s; median run %v from process start, %.1f CPU-s per 1M rides; %d final rows, %d trips: equal to the model |\n",
 		procRate, spread(procRates), procOnlyEl.Round(time.Millisecond), procOnlyCPU*1e6/float64(c.rides), wantFinals, wantTrips)
 	fmt.Fprintf(&b, "| ridestream end to end with three aggregations (%s) | %.0f rides/s | %s; %d final rows in three tables |\n",
@@ -307,6 +368,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(&b, "| Kafka Streams 4.1.1 peer (bench/kstreams), exactly_once_v2, %d thread | %.0f rides/s | %s; median run %.1f s from process start to its last final, %.1f CPU-s per 1M rides, peak RSS %d MiB, %d final rows; its finals hold %.0f–%.0f%% of the model's trips (median run: %d rides dropped as late; its stream time is per repartition task) |\n",
 		c.kstreamsThreads, ksRate, spread(ksRates), ks.Seconds, ks.CPU*1e6/float64(c.rides), ks.PeakRSS, ks.Finals, slices.Min(ksTrips), slices.Max(ksTrips), ks.LateDropped)
+	flinkRate := writeFlinkRow(&b, c, flinks, modelFinals)
+	connectRate := writeConnectRow(&b, c, connects, connectIn, wantRides)
 	fmt.Fprintf(&b, "| latency at %.0f msg/s (half the end-to-end rate): window close → its last final row committed | %v | %d event-hours in %.0f s of input; close = broker timestamp of the record that closed the window on its last partition; committed = finalized_at (its transaction's start) |\n",
 		latRate, lat.all, c.latencyHours, c.latencySeconds)
 	fmt.Fprintf(&b, "| … windows closed %v or more after the first input | %v | steady state |\n", coldStart, lat.warm)
@@ -314,9 +377,23 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "| the tutorial's consumer: kafka-python + psycopg2, one INSERT per message, autocommit | %.0f rows/s | %d rows in %.1f s; no windows, no exactly-once |\n", pyRate, py.Inserted, py.Seconds)
 	fmt.Fprintf(&b, "\n| ratio (medians) | value | target |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| ridestream ÷ idempotent COPY path | %.2f | ≥ 0.5 |\n", e2eRate/stagingRate)
-	fmt.Fprintf(&b, "| ridestream ÷ plain COPY ceiling | %.2f | |\n", e2eRate/copyRate)
-	fmt.Fprintf(&b, "| ridestream ÷ Python consumer | %.1f | ≥ 30 |\n", e2eRate/pyRate)
+	fmt.Fprintf(&b, "| ridestream ÷ plain COPY ceiling | %.2f | ≥ 0.35 |\n", e2eRate/copyRate)
+	fmt.Fprintf(&b, "| ridestream ÷ Python consumer | %.1f | ≥ 50 |\n", e2eRate/pyRate)
+	// Machine-neutral: the CPU a ride costs, in units of the time a plain
+	// COPY takes per row on the same machine.
+	fmt.Fprintf(&b, "| CPU per ride: the four processes' CPU-seconds per 1M rides ÷ plain COPY's seconds per 1M rows | %.1f | ≤ 4.6 |\n",
+		e2eMed.cpuPerMil(c.rides)/(1e6/copyRate))
+	if len(cluster.runs) > 0 {
+		fmt.Fprintf(&b, "| %d-broker cluster, replication %d ÷ single broker, end to end | %.2f | |\n", c.clusterNodes, cluster.replication,
+			median(e2eRatesOf(cluster.runs))/e2eRate)
+	}
+	if big.rides > 0 {
+		fmt.Fprintf(&b, "| %d rides ÷ %d rides, end to end (rides/s) | %.2f | |\n", big.rides, c.rides, float64(big.rides)/big.elapsed.Seconds()/e2eRate)
+		fmt.Fprintf(&b, "| peak RSS at %d rides: process, sink | %d MiB, %d MiB | < 128 MiB each |\n", big.rides, big.peakProc, big.peakSink)
+	}
 	fmt.Fprintf(&b, "| processors ÷ Kafka Streams (rides/s) | %.2f | ≥ 1.0 |\n", procRate/ksRate)
+	fmt.Fprintf(&b, "| ridestream end to end ÷ Flink (rides/s), with the model's exact answer | %.2f | ≥ 2 |\n", e2eRate/flinkRate)
+	fmt.Fprintf(&b, "| ridestream end to end ÷ Kafka Connect raw landing (rides/s ÷ rows/s) | %.2f | ≥ 1 |\n", e2eRate/connectRate)
 	fmt.Fprintf(&b, "| three aggregations ÷ the default one, end to end | %.2f | |\n", median(aggRates)/e2eRate)
 	if c.baseline != "" {
 		fmt.Fprintf(&b, "| this build ÷ baseline, end to end | %.2f | ≥ 0.9 |\n", e2eRate/median(baseE2E))
@@ -325,11 +402,33 @@ func run(ctx context.Context, args []string) error {
 	fmt.Fprintf(&b, "\n| process (median end-to-end run) | CPU-seconds per 1M rides | peak RSS |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| ridestream process (route, clock, watermark, windows) | %s | %d MiB |\n", perM(e2eMed.procCPU), e2eMed.peakProc)
 	fmt.Fprintf(&b, "| ridestream sink | %s | %d MiB |\n", perM(e2eMed.sinkCPU), e2eMed.peakSink)
-	if c.brokerPidFile != "" {
+	if len(c.brokerPidFiles) > 0 {
 		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(e2eMed.brokerCPU))
 	}
 	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(e2eMed.pgCPU))
 	writeHistory(&b, c, history)
+	chart := strings.TrimSuffix(c.out, filepath.Ext(c.out)) + ".png"
+	bars := []chartBar{
+		{"ridestream end to end", e2eRate, (e2eMed.procCPU + e2eMed.sinkCPU) * 1e6 / float64(c.rides)},
+		{"ridestream, three aggregations", median(aggRates), (aggRuns[len(aggRuns)/2].procCPU + aggRuns[len(aggRuns)/2].sinkCPU) * 1e6 / float64(c.rides)},
+	}
+	if len(cluster.runs) > 0 {
+		m := cluster.runs[len(cluster.runs)/2]
+		bars = append(bars, chartBar{fmt.Sprintf("ridestream, %d brokers", c.clusterNodes), median(e2eRatesOf(cluster.runs)), (m.procCPU + m.sinkCPU) * 1e6 / float64(c.rides)})
+	}
+	if big.rides > 0 {
+		bars = append(bars, chartBar{fmt.Sprintf("ridestream, %gM rides", float64(big.rides)/1e6), float64(big.rides) / big.elapsed.Seconds(), (big.procCPU + big.sinkCPU) * 1e6 / float64(big.rides)})
+	}
+	fm, cm := flinks[len(flinks)/2], connects[len(connects)/2]
+	bars = append(bars,
+		chartBar{"Kafka Streams (finals topic only)", ksRate, ks.CPU * 1e6 / float64(c.rides)},
+		chartBar{"Flink", flinkRate, fm.CPU * 1e6 / float64(c.rides)},
+		chartBar{"Kafka Connect (raw rows only)", connectRate, cm.CPU * 1e6 / float64(cm.Rows)},
+		chartBar{"Python consumer (raw rows only)", pyRate, 0})
+	if err := writeChart(chart, fmt.Sprintf("make bench, %d rides, %d cores", c.rides, runtime.NumCPU()), bars); err != nil {
+		return err
+	}
+	fmt.Fprintf(&b, "\n![Rates and CPU per ride of each measured pipeline](%s)\n\nThe chart's CPU counts each pipeline's own processes (ridestream: process + sink; a peer: its JVM), not the broker or PostgreSQL; the Python consumer's was not measured.\n", filepath.Base(chart))
 	fmt.Fprintf(&b, "\nA shared 2-core machine: single runs vary by 10–20%%. Where the time goes, and the before/after of each change: docs/design.md, section Performance.\n")
 	fmt.Print(b.String())
 	return os.WriteFile(c.out, []byte(b.String()), 0o644)
@@ -339,6 +438,13 @@ type e2eResult struct {
 	elapsed                            time.Duration
 	procCPU, sinkCPU, brokerCPU, pgCPU float64
 	peakProc, peakSink                 int
+	// answer is hourly_revenue against the model (when the run had one).
+	answer tableAnswer
+}
+
+// cpuPerMil is the four processes' CPU-seconds per 1M of rides.
+func (r e2eResult) cpuPerMil(rides int) float64 {
+	return (r.procCPU + r.sinkCPU + r.brokerCPU + r.pgCPU) * 1e6 / float64(rides)
 }
 
 // runE2E runs processors and sink (pipeline and database number i) on topic
@@ -355,7 +461,7 @@ func runE2E(ctx context.Context, c config, pg *pgserver.Server, p pipelineRun, t
 	}
 	defer pool.Close()
 	prefix := "bench_" + p.name
-	brokerBefore, _ := cpuOfPidFile(c.brokerPidFile)
+	brokerBefore := cpuOfPidFiles(c.brokerPidFiles)
 	pgBefore := cpuTree(pg.Pid())
 	start := time.Now()
 	proc := startProc(p.binary, append([]string{"process", "--brokers", c.brokers, "--topic", topic, "--prefix", prefix, "--log-level", "warn"}, p.args...)...)
@@ -370,9 +476,12 @@ func runE2E(ctx context.Context, c config, pg *pgserver.Server, p pipelineRun, t
 	}
 	r.elapsed = time.Since(start)
 	r.procCPU, r.sinkCPU = cpuTree(proc.Process.Pid), cpuTree(snk.Process.Pid)
-	brokerAfter, _ := cpuOfPidFile(c.brokerPidFile)
+	brokerAfter := cpuOfPidFiles(c.brokerPidFiles)
 	r.brokerCPU, r.pgCPU = brokerAfter-brokerBefore, cpuTree(pg.Pid())-pgBefore
-	return r, nil
+	if p.finals != nil {
+		r.answer, err = compareFinals(ctx, pool, aggregate.DefaultName, p.finals)
+	}
+	return r, err
 }
 
 type procResult struct {
@@ -386,6 +495,9 @@ type procResult struct {
 type pipelineRun struct {
 	name, binary string
 	args, tables []string
+	// finals, when set, are the model's hourly_revenue rows to compare the
+	// table with once the run is done.
+	finals map[model.RowKey]model.Row
 }
 
 // runProcessors runs the processors alone until the finals topic holds
@@ -509,28 +621,30 @@ func cpuOf(pid int, withChildren bool) float64 {
 	return float64(n) / 100 // USER_HZ
 }
 
-func cpuOfPidFile(path string) (float64, error) {
-	if path == "" {
-		return 0, nil
+// cpuOfPidFiles is the CPU seconds of the processes whose pid files are
+// given (a file that cannot be read counts nothing).
+func cpuOfPidFiles(paths []string) float64 {
+	var total float64
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			total += cpuOf(pid, false)
+		}
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, err
-	}
-	return cpuOf(pid, false), nil
+	return total
 }
 
+// createTopic makes a bench input topic, replicated as the cluster's default.
 func createTopic(conn kafka.Conn, topic string, partitions int32) error {
 	admin, err := conn.NewAdmin("bench")
 	if err != nil {
 		return err
 	}
 	defer admin.Close()
-	_, err = kafka.EnsureTopics(admin, kafka.Topic{Name: topic, Partitions: partitions, Replication: 1, CleanupPolicy: "delete", RetentionMs: -1})
+	_, err = kafka.EnsureTopics(admin, generate.InputTopic(topic, partitions, 0))
 	return err
 }
 

@@ -102,9 +102,6 @@ func ensureTopic(conn kafka.Conn, topic string, partitions int32, replication in
 		return err
 	}
 	defer admin.Close()
-	// The malformed mix holds, rarely, a value over the decoder's 1 MiB
-	// limit: the topic must take it for the pipeline to reject it.
-	_, err = kafka.EnsureTopics(admin, kafka.Topic{Name: topic, Partitions: partitions, Replication: replication, CleanupPolicy: "delete", RetentionMs: -1,
-		Configs: map[string]string{"max.message.bytes": strconv.Itoa(generate.MaxMessageBytes)}})
+	_, err = kafka.EnsureTopics(admin, generate.InputTopic(topic, partitions, replication))
 	return err
 }

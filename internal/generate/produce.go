@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,6 +30,15 @@ type ProduceOptions struct {
 	// MaxMessageBytes overrides the producer's batch limit (for topics whose
 	// max.message.bytes allows payloads over 1 MB).
 	MaxMessageBytes int
+}
+
+// InputTopic is an input topic for generated rides: every message kept, and
+// room for the malformed mix's largest (a value over the decoder's 1 MiB
+// limit, which the pipeline must receive to reject it). Replication 0 is
+// the cluster's default.
+func InputTopic(name string, partitions int32, replication int16) kafka.Topic {
+	return kafka.Topic{Name: name, Partitions: partitions, Replication: replication, CleanupPolicy: "delete", RetentionMs: -1,
+		Configs: map[string]string{"max.message.bytes": strconv.Itoa(MaxMessageBytes)}}
 }
 
 // Produce sends msgs to their partitions with the idempotent producer and

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,8 +232,7 @@ func (e *Env) NewTopic(t testing.TB, partitions int32) string {
 		t.Fatalf("connect to test broker (%s): %v", e.BrokerKind, err)
 	}
 	defer admin.Close()
-	if _, err := kafka.EnsureTopics(admin, kafka.Topic{Name: name, Partitions: partitions, CleanupPolicy: "delete", RetentionMs: -1,
-		Configs: map[string]string{"max.message.bytes": strconv.Itoa(MaxInputBytes)}}); err != nil {
+	if _, err := kafka.EnsureTopics(admin, generate.InputTopic(name, partitions, 0)); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
 	return name
