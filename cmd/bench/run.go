@@ -399,13 +399,33 @@ func run(ctx context.Context, args []string) error {
 		fmt.Fprintf(&b, "| this build ÷ baseline, end to end | %.2f | ≥ 0.9 |\n", e2eRate/median(baseE2E))
 		fmt.Fprintf(&b, "| this build ÷ baseline, processors only | %.2f | ≥ 0.9 |\n", procRate/median(baseProc))
 	}
-	fmt.Fprintf(&b, "\n| process (median end-to-end run) | CPU-seconds per 1M rides | peak RSS |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| ridestream process (route, clock, watermark, windows) | %s | %d MiB |\n", perM(e2eMed.procCPU), e2eMed.peakProc)
-	fmt.Fprintf(&b, "| ridestream sink | %s | %d MiB |\n", perM(e2eMed.sinkCPU), e2eMed.peakSink)
-	if len(c.brokerPidFiles) > 0 {
-		fmt.Fprintf(&b, "| Kafka broker | %s | |\n", perM(e2eMed.brokerCPU))
+	// Per process, this build's median end-to-end run beside the
+	// baseline's (when there is one).
+	meds := []e2eResult{e2eMed}
+	head, rule := "| process (median end-to-end run) | CPU-seconds per 1M rides | peak RSS |", "|---|---|---|"
+	if c.baseline != "" {
+		meds = append(meds, e2es[1][len(e2es[1])/2])
+		head, rule = head+" baseline CPU-seconds per 1M rides | baseline peak RSS |", rule+"---|---|"
 	}
-	fmt.Fprintf(&b, "| PostgreSQL (all backends) | %s | |\n", perM(e2eMed.pgCPU))
+	fmt.Fprintf(&b, "\n%s\n%s\n", head, rule)
+	processRow := func(name string, cpu func(e2eResult) float64, rss func(e2eResult) int) {
+		fmt.Fprintf(&b, "| %s |", name)
+		for _, m := range meds {
+			mib := ""
+			if rss != nil {
+				mib = fmt.Sprintf("%d MiB", rss(m))
+			}
+			fmt.Fprintf(&b, " %s | %s |", perM(cpu(m)), mib)
+		}
+		fmt.Fprintln(&b)
+	}
+	processRow("ridestream process (route, clock, watermark, windows)", func(r e2eResult) float64 { return r.procCPU }, func(r e2eResult) int { return r.peakProc })
+	processRow("ridestream sink", func(r e2eResult) float64 { return r.sinkCPU }, func(r e2eResult) int { return r.peakSink })
+	if len(c.brokerPidFiles) > 0 {
+		processRow("Kafka broker", func(r e2eResult) float64 { return r.brokerCPU }, nil)
+	}
+	processRow("PostgreSQL (all backends)", func(r e2eResult) float64 { return r.pgCPU }, nil)
+	processRow("all four", func(r e2eResult) float64 { return r.procCPU + r.sinkCPU + r.brokerCPU + r.pgCPU }, nil)
 	writeHistory(&b, c, history)
 	chart := strings.TrimSuffix(c.out, filepath.Ext(c.out)) + ".png"
 	bars := []chartBar{
