@@ -144,8 +144,9 @@ func prepareConnectInput(ctx context.Context, c config, w generate.Config, log *
 	}
 	// The envelopes repeat their schema: compressed, they take about as much
 	// room as the plain rides.
-	_, err = kafka.EnsureTopics(admin, kafka.Topic{Name: in.topic, Partitions: w.Partitions, Replication: 1, CleanupPolicy: "delete", RetentionMs: -1,
-		Configs: map[string]string{"compression.type": "zstd"}})
+	t := generate.InputTopic(in.topic, w.Partitions, 0)
+	t.Configs["compression.type"] = "zstd"
+	_, err = kafka.EnsureTopics(admin, t)
 	admin.Close()
 	if err != nil {
 		return in, err

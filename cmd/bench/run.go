@@ -165,8 +165,7 @@ func run(ctx context.Context, args []string) error {
 	parts = nil
 	runtime.GC() // the model's garbage: collect it now, not while measuring
 	say("producing %d messages to %s", w.Count(), topic)
-	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: c.kafka, Topic: topic, Total: w.Count(), Logger: log,
-		MaxMessageBytes: generate.MaxMessageBytes}, w.All); err != nil {
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: c.kafka, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return err
 	}
 

@@ -76,8 +76,7 @@ func runCluster(ctx context.Context, c config, pg *pgserver.Server, w generate.C
 		return res, err
 	}
 	say("producing %d messages to %s on the cluster (replication %d)", w.Count(), topic, res.replication)
-	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: cc.kafka, Topic: topic, Total: w.Count(), Logger: log,
-		MaxMessageBytes: generate.MaxMessageBytes}, w.All); err != nil {
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: cc.kafka, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return res, err
 	}
 	for i := range c.runs {
@@ -117,8 +116,7 @@ func runBig(ctx context.Context, c config, pg *pgserver.Server, w generate.Confi
 		return bigRun{}, err
 	}
 	say("big run: producing %d messages to %s", w.Count(), topic)
-	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: c.kafka, Topic: topic, Total: w.Count(), Logger: log,
-		MaxMessageBytes: generate.MaxMessageBytes}, w.All); err != nil {
+	if _, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: c.kafka, Topic: topic, Total: w.Count(), Logger: log}, w.All); err != nil {
 		return bigRun{}, err
 	}
 	say("big run: end to end")

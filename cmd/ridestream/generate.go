@@ -82,8 +82,7 @@ func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := ensureTopic(conn, *topic, int32(*partitions), int16(*replication)); err != nil {
 		return err
 	}
-	n, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: conn, Topic: *topic, Rate: *rate, Total: total, Logger: log,
-		MaxMessageBytes: generate.MaxMessageBytes}, src)
+	n, err := generate.Produce(ctx, generate.ProduceOptions{Kafka: conn, Topic: *topic, Rate: *rate, Total: total, Logger: log}, src)
 	if err != nil {
 		return err
 	}

@@ -27,9 +27,6 @@ type ProduceOptions struct {
 	// Logger receives progress lines every ProgressEvery (default 2s).
 	Logger        *slog.Logger
 	ProgressEvery time.Duration
-	// MaxMessageBytes overrides the producer's batch limit (for topics whose
-	// max.message.bytes allows payloads over 1 MB).
-	MaxMessageBytes int
 }
 
 // InputTopic is an input topic for generated rides: every message kept, and
@@ -52,9 +49,8 @@ func Produce(ctx context.Context, opt ProduceOptions, msgs iter.Seq[Message]) (i
 	}
 	cfg := opt.Kafka.Config("ridestream-generate")
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	if opt.MaxMessageBytes > 0 {
-		cfg.Producer.MaxMessageBytes = opt.MaxMessageBytes
-	}
+	// Room for the malformed mix's largest, as InputTopic's topics have.
+	cfg.Producer.MaxMessageBytes = MaxMessageBytes
 	// The manual partitioner sends to msg.Partition; a nil key is what the
 	// tutorial's producer sends too.
 	p, err := sarama.NewAsyncProducer(opt.Kafka.Brokers, cfg)

@@ -94,8 +94,7 @@ func NewPipelineFor(t *testing.T, env *Env, rule model.Rule, in Input, rate floa
 	produced = make(chan struct{})
 	go func() {
 		defer close(produced)
-		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Kafka: env.Kafka, Topic: p.Topic, Rate: rate, Total: in.Count,
-			MaxMessageBytes: MaxInputBytes}, in.Messages)
+		n, err := generate.Produce(context.Background(), generate.ProduceOptions{Kafka: env.Kafka, Topic: p.Topic, Rate: rate, Total: in.Count}, in.Messages)
 		if err != nil || n != in.Count {
 			t.Errorf("produced %d of %d: %v", n, in.Count, err)
 		}

@@ -219,10 +219,6 @@ func (e *Env) withCluster(fn func(sarama.Client, sarama.ClusterAdmin) error) err
 	return e.Kafka.WithCluster("ridestream-test", fn)
 }
 
-// MaxInputBytes is the max.message.bytes of test input topics: poison tests
-// send payloads over 1 MiB.
-const MaxInputBytes = generate.MaxMessageBytes
-
 // NewTopic creates a topic with the given partitions and returns its name.
 func (e *Env) NewTopic(t testing.TB, partitions int32) string {
 	t.Helper()
