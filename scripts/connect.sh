@@ -7,47 +7,13 @@
 #   scripts/connect.sh run --bootstrap HOST:PORT --topic TOPIC --jdbc-url URL \
 #       --db-user NAME --table NAME --name CONNECTOR --state-dir DIR [--tasks N]
 #
-# Jars come from Maven (repo in <repo>/.cache/m2) into .cache/connect/libs,
-# fetched again only when the checksum of pom.xml changes. `run` writes the
+# Its jars are fetched by scripts/javapeer.sh into .cache/connect. `run` writes the
 # worker's and the connector's properties into the state dir and execs the
 # JVM (so its pid is the script's). Env: CONNECT_JVM_OPTS.
 set -euo pipefail
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$SCRIPT_DIR/.." && pwd)
-SRC=$REPO/bench/connect
-CACHE=$REPO/.cache/connect
-M2=$REPO/.cache/m2
-CP="$CACHE/libs/*"
-
-log() { echo "connect: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-build() {
-  local want marker=$CACHE/build.ok
-  want=$(sha256sum "$SRC/pom.xml" | cut -d' ' -f1)
-  [[ -f $marker && $(<"$marker") == "$want" ]] && return 0
-  command -v mvn >/dev/null || die "mvn not found"
-  command -v java >/dev/null || die "java not found (Java 17+ is required)"
-  mkdir -p "$CACHE"
-  exec 9>"$CACHE/.lock"
-  flock 9
-  if [[ -f $marker && $(<"$marker") == "$want" ]]; then
-    exec 9>&-
-    return 0
-  fi
-  log "fetching Kafka Connect and the Debezium JDBC sink into $CACHE"
-  rm -rf "$CACHE/libs.tmp" "$marker"
-  if ! mvn -q -B -f "$SRC/pom.xml" -Dmaven.repo.local="$M2" dependency:copy-dependencies \
-      -DoutputDirectory="$CACHE/libs.tmp" -DincludeScope=runtime >"$CACHE/mvn.log" 2>&1; then
-    tail -n 40 "$CACHE/mvn.log" >&2
-    die "maven fetch failed (log: $CACHE/mvn.log)"
-  fi
-  rm -rf "$CACHE/libs"
-  mv "$CACHE/libs.tmp" "$CACHE/libs"
-  echo "$want" >"$marker"
-  exec 9>&-
-}
+PEER=connect
+source "$(dirname "${BASH_SOURCE[0]}")/javapeer.sh"
 
 run() {
   local bootstrap="" topic="" url="" user="" table="" name="" state="" tasks=1
@@ -114,12 +80,12 @@ EOF
 
 case ${1:-} in
 build)
-  build
+  peer_build
   echo "$CP"
   ;;
 run)
   shift
-  build
+  peer_build
   run "$@"
   ;;
 *)

@@ -244,7 +244,7 @@ public final class KStreamsPeer {
 
   static Topology topology(String input, String finals) {
     StreamsBuilder b = new StreamsBuilder();
-    Serde<RideEvent> events = Serdes.serdeFrom((topic, e) -> null, new RideEvent.Des());
+    Serde<RideEvent> events = Serdes.serdeFrom((topic, e) -> null, (topic, data) -> RideEvent.parse(data));
     b.stream(input, Consumed.with(Serdes.ByteArray(), events).withTimestampExtractor(new EventTime()))
         .filter((k, e) -> e != null && e.kind != RideEvent.MALFORMED, named("valid"))
         .map((k, e) -> e.kind == RideEvent.RIDE

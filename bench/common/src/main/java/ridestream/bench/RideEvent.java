@@ -13,10 +13,10 @@ import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
 
 /**
- * One decoded input value: a ride, a heartbeat, or malformed. A copy of the
- * Kafka Streams peer's decoder (bench/kstreams; each peer is its own Maven
- * project), so that the peers and ridestream skip the same malformed messages
- * and differ only in their window rules. Decoding follows
+ * One decoded input value: a ride, a heartbeat, or malformed. The Kafka
+ * Streams and Flink peers both compile this file (scripts/javapeer.sh), so
+ * that the peers and ridestream skip the same malformed messages and differ
+ * only in their window rules. Decoding follows
  * ridestream's internal/ride rules closely: a present non-null "heartbeat"
  * makes a heartbeat; a ride needs a pickup time (tpep_/lpep_/pickup_datetime:
  * epoch ms integer, RFC 3339, or "yyyy-MM-dd HH:mm:ss" UTC) within
