@@ -207,6 +207,12 @@ func run(ctx context.Context, args []string) error {
 	e2e := e2eMed.elapsed
 	procOnlyEl, procOnlyCPU := procRuns[0][len(procRuns[0])/2].elapsed, procRuns[0][len(procRuns[0])/2].cpu
 
+	say("processors only, once more with the purge held off: records and bytes per ride on each topic")
+	traffic, err := measureTraffic(ctx, c, topic, wantFinals)
+	if err != nil {
+		return fmt.Errorf("traffic: %w", err)
+	}
+
 	// Three aggregations in one pipeline.
 	aggFile, aggFinals, err := threeAggregations(w)
 	if err != nil {
@@ -425,6 +431,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	processRow("PostgreSQL (all backends)", func(r e2eResult) float64 { return r.pgCPU }, nil)
 	processRow("all four", func(r e2eResult) float64 { return r.procCPU + r.sinkCPU + r.brokerCPU + r.pgCPU }, nil)
+	writeTraffic(&b, traffic, c.rides)
 	writeHistory(&b, c, history)
 	chart := strings.TrimSuffix(c.out, filepath.Ext(c.out)) + ".png"
 	bars := []chartBar{
