@@ -91,6 +91,12 @@ func NewPipelineFor(t *testing.T, env *Env, rule model.Rule, in Input, rate floa
 		p.Parts[m.Partition] = append(p.Parts[m.Partition], m.Value)
 	}
 	p.Remodel()
+	// Input at a rate is meant to arrive while the test's processes run:
+	// build their binary before it starts (on a slow machine the build
+	// alone outlasts a test's whole input).
+	if rate > 0 {
+		Binary(t)
+	}
 	produced = make(chan struct{})
 	go func() {
 		defer close(produced)
