@@ -819,27 +819,7 @@ func TestWindowStatusShowsWhatHoldsWindowsBack(t *testing.T) {
 func verifyAPI(t *testing.T, p *testenv.Pipeline, starved int32, open int) {
 	t.Helper()
 	top := p.Topology(t)
-	v, err := views.NewWindows(top)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := p.Env.Kafka.NewClient("test-views")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	v.WithDatabase(p.Pool, client)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(time.Minute); !v.Recovered(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("view did not recover within a minute")
-		}
-	}
-	srv := httptest.NewServer(v.Handler())
-	defer srv.Close()
+	srv := p.ServeViews(t, "test-views")
 	get := func(path string, into any) {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {

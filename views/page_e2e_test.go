@@ -3,13 +3,11 @@ package views_test
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -86,27 +84,7 @@ func TestChartPageShowsTheAPI(t *testing.T) {
 	p.Declare(t, pageAggregations)
 	p.RunAndVerify(t, "proc-page")
 
-	v, err := views.NewWindows(p.Topology(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := p.Env.Kafka.NewClient("test-page")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	v.WithDatabase(p.Pool, client)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(time.Minute); !v.Recovered(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("view did not recover within a minute")
-		}
-	}
-	srv := httptest.NewServer(v.Handler())
-	defer srv.Close()
+	srv := p.ServeViews(t, "test-page")
 	api := &apiClient{t: t, base: srv.URL}
 	dir := testenv.Artifacts(t)
 
